@@ -1,0 +1,39 @@
+# Efficiency, task performance and adversarial robustness of efficient LLM architectures
+# (Transformer++, GLA, MatMul-Free LM), after "Towards Resilient and Efficient LLMs" (arXiv 2408.04585).
+#
+#   snakemake --cores 2 report                                   # embedded default: offline, CPU, tiny models
+#   snakemake --cores 8 report --configfile config/paper.yaml    # paper scale: hub data, 1.3B checkpoints, GPU
+#
+# Stages talk only through the files listed in README.md ("Outputs").
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
+
+
+report: "rules/report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/finetune.smk"
+include: "rules/evaluate.smk"
+include: "rules/profile.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.report.input,
+
+
+localrules:
+    all,
+    report,

@@ -1,0 +1,125 @@
+# Helpers shared by every rule file: the configured grid, per-model settings, and the kernels sources
+# each rule depends on. Everything a job depends on reaches it through `params:` or `input:`, so a
+# config change re-runs exactly the jobs it affects.
+
+import glob
+import os
+import copy
+
+from kernels.data import TASKS, ADVGLUE_SETS
+
+REPO = workflow.basedir
+
+
+wildcard_constraints:
+    model="[A-Za-z0-9_]+",
+    task="|".join(TASKS),
+    seed=r"\d+",
+
+
+# Tasks that the bundled (offline) data can serve: official GLUE train + validation are shipped.
+BUNDLED_TASKS = ("sst2", "rte")
+
+
+def _check_config_semantics():
+    """Checks that a JSON schema cannot express; each error names the config key."""
+    selected = config.get("selected_models")
+    for name in selected or []:
+        if name not in config["models"]:
+            raise ValueError(
+                f"config key 'selected_models' names {name!r}, which is not a key of 'models' "
+                f"({', '.join(config['models'])})"
+            )
+    if config["data"]["source"] == "bundled":
+        missing = [t for t in config["tasks"] if t not in BUNDLED_TASKS]
+        if missing:
+            raise ValueError(
+                f"config key 'tasks' lists {missing}, but data.source is 'bundled' and only "
+                f"{list(BUNDLED_TASKS)} have official GLUE train and validation sets in resources/data "
+                "(QQP, MNLI and QNLI train are not available offline). Use data.source: hub "
+                "(config/paper.yaml) or remove those tasks."
+            )
+
+
+_check_config_semantics()
+
+MODELS = config.get("selected_models") or list(config["models"])
+TASK_LIST = list(config["tasks"])
+SEEDS = list(config["seeds"])
+
+
+def model_cfg(model):
+    return config["models"][model]
+
+
+def is_pretrained(model):
+    return bool(model_cfg(model).get("pretrained"))
+
+
+def repo_path(path):
+    """Config paths are relative to the repository, wherever Snakemake's working directory is."""
+    return path if os.path.isabs(path) else os.path.join(REPO, path)
+
+
+def kernel_sources(*subpackages):
+    """The kernels sources a rule imports: editing a module a script imports re-runs the rule."""
+    files = [os.path.join(REPO, "kernels", "__init__.py"), os.path.join(REPO, "kernels", "io.py")]
+    for sub in subpackages:
+        target = os.path.join(REPO, "kernels", sub)
+        if os.path.isdir(target):
+            files += glob.glob(os.path.join(target, "**", "*.py"), recursive=True)
+        else:
+            files.append(target + ".py")
+    return sorted(set(files))
+
+
+MODEL_CODE = ("models", "ops", "modules")
+
+
+def finetune_hp(model):
+    """Global finetune settings overridden by the model's own `finetune:` block."""
+    hp = copy.deepcopy(config["finetune"])
+    hp.update(copy.deepcopy(model_cfg(model).get("finetune") or {}))
+    hp.pop("resources", None)
+    hp.pop("threads", None)
+    return hp
+
+
+def finetune_setting(model, key, default=None):
+    return (model_cfg(model).get("finetune") or {}).get(key, config["finetune"].get(key, default))
+
+
+def rule_resources(section, model=None):
+    """`resources:` of a stage: config[section].resources, overridden per model for finetune."""
+    res = dict(config.get(section, {}).get("resources") or {})
+    if model is not None and section == "finetune":
+        res.update((model_cfg(model).get("finetune") or {}).get("resources") or {})
+    return res
+
+
+def resource_getter(section, key, default):
+    def get(wildcards, attempt=1):
+        model = getattr(wildcards, "model", None)
+        return rule_resources(section, model).get(key, default)
+
+    return get
+
+
+def glue_split_path(task, split):
+    return f"results/data/glue/{task}/{split}.parquet"
+
+
+def advglue_path(advset):
+    return f"results/data/advglue/{advset}.parquet"
+
+
+def eval_dir(model, task, seed):
+    return f"results/eval/{model}/{task}/seed{seed}"
+
+
+def model_dir(model, task, seed):
+    return f"results/models/{model}/{task}/seed{seed}"
+
+
+def kernels_env():
+    return "1" if (config.get("kernels") or {}).get("force_torch") else "0"

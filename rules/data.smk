@@ -1,0 +1,80 @@
+# Data stage: GLUE train/validation and AdvGLUE dev (with the authors' annotations) normalised to the
+# parquet schema in README.md, from the bundled copies (offline) or the Hugging Face hub; and the BPE
+# tokenizer that from-scratch models share.
+
+
+def glue_data_params():
+    data = config["data"]
+    return dict(
+        source=data["source"],
+        bundled_dir=repo_path(data["bundled_dir"]),
+        hub_dataset=data["hub"]["glue"],
+        revision=data["hub"].get("revision"),
+        max_train_examples=data["max_train_examples"],
+        max_eval_examples=data["max_eval_examples"],
+        subset_seed=data["subset_seed"],
+    )
+
+
+rule prepare_glue:
+    output:
+        train=glue_split_path("{task}", "train"),
+        validation=glue_split_path("{task}", "validation"),
+    wildcard_constraints:
+        task="sst2|qqp|qnli|rte",
+    input:
+        code=kernel_sources("data"),
+    params:
+        **glue_data_params(),
+    log:
+        "logs/prepare_glue/{task}.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/prepare_glue.py"
+
+
+use rule prepare_glue as prepare_glue_mnli with:
+    output:
+        train=glue_split_path("{task}", "train"),
+        validation_matched=glue_split_path("{task}", "validation_matched"),
+        validation_mismatched=glue_split_path("{task}", "validation_mismatched"),
+    wildcard_constraints:
+        task="mnli",
+
+
+rule prepare_advglue:
+    output:
+        [advglue_path(s) for s in ADVGLUE_SETS],
+    input:
+        code=kernel_sources("data"),
+    params:
+        source=config["data"]["source"],
+        bundled_dir=repo_path(config["data"]["bundled_dir"]),
+        hub_dataset=config["data"]["hub"]["advglue"],
+        annotations_url=config["data"]["hub"]["advglue_annotations_url"],
+        revision=config["data"]["hub"].get("revision"),
+    log:
+        "logs/prepare_advglue.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/prepare_advglue.py"
+
+
+rule train_tokenizer:
+    input:
+        train=[glue_split_path(t, "train") for t in TASK_LIST],
+        code=kernel_sources("tokenization"),
+    output:
+        tokenizer_json="results/tokenizer/tokenizer.json",
+        tokenizer_config="results/tokenizer/tokenizer_config.json",
+    params:
+        vocab_size=config["tokenizer"]["vocab_size"],
+        min_frequency=config["tokenizer"]["min_frequency"],
+    log:
+        "logs/train_tokenizer.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/train_tokenizer.py"

@@ -1,0 +1,100 @@
+# Evaluation: GLUE validation metrics and AdvGLUE accuracy (by set, attack level and method, plus the
+# clean originals) per fine-tuned model; the official AdvGLUE predictions file and score per model and
+# seed; tidy tables for the report.
+
+
+def evaluate_inputs(wildcards):
+    mdir = model_dir(wildcards.model, wildcards.task, wildcards.seed)
+    spec = TASKS[wildcards.task]
+    return dict(
+        config=f"{mdir}/config.json",
+        weights=f"{mdir}/model.safetensors",
+        tokenizer=f"{mdir}/tokenizer.json",
+        glue=[glue_split_path(wildcards.task, s) for s in spec.eval_splits],
+        advglue=[advglue_path(s) for s in spec.advglue_sets],
+        code=kernel_sources(*MODEL_CODE, "evaluation", "training", "tokenization", "data"),
+    )
+
+
+rule evaluate:
+    input:
+        unpack(evaluate_inputs),
+    output:
+        predictions=eval_dir("{model}", "{task}", "{seed}") + "/predictions.parquet",
+        metrics=eval_dir("{model}", "{task}", "{seed}") + "/metrics.json",
+    params:
+        family=lambda w: model_cfg(w.model)["family"],
+        batch_size=config["evaluate"]["batch_size"],
+        bootstrap_samples=config["evaluate"]["bootstrap_samples"],
+        max_length=lambda w: finetune_hp(w.model)["max_length"],
+        device=lambda w: finetune_hp(w.model)["device"],
+        force_torch=kernels_env(),
+    threads: config["evaluate"]["threads"]
+    resources:
+        mem_mb=resource_getter("evaluate", "mem_mb", 4000),
+        runtime=resource_getter("evaluate", "runtime", 30),
+        gpu=resource_getter("evaluate", "gpu", 0),
+    log:
+        "logs/evaluate/{model}/{task}/seed{seed}.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/evaluate.py"
+
+
+rule advglue_score:
+    input:
+        predictions=lambda w: [
+            eval_dir(w.model, t, w.seed) + "/predictions.parquet" for t in TASK_LIST
+        ],
+        dev=[advglue_path(s) for s in ADVGLUE_SETS],
+        code=kernel_sources("evaluation", "data"),
+    output:
+        predictions_json="results/eval/{model}/advglue_predictions_seed{seed}.json",
+        score="results/eval/{model}/advglue_score_seed{seed}.json",
+    log:
+        "logs/advglue_score/{model}/seed{seed}.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/advglue_score.py"
+
+
+rule tables_eval:
+    input:
+        metrics=expand(
+            eval_dir("{model}", "{task}", "{seed}") + "/metrics.json",
+            model=MODELS,
+            task=TASK_LIST,
+            seed=SEEDS,
+        ),
+        scores=expand(
+            "results/eval/{model}/advglue_score_seed{seed}.json", model=MODELS, seed=SEEDS
+        ),
+        train_logs=expand(
+            model_dir("{model}", "{task}", "{seed}") + "/train_log.csv",
+            model=MODELS,
+            task=TASK_LIST,
+            seed=SEEDS,
+        ),
+        code=kernel_sources("evaluation"),
+    output:
+        metrics=report(
+            "results/tables/metrics.csv",
+            caption="report/metrics.rst",
+            category="Tables",
+        ),
+        scores=report(
+            "results/tables/advglue_scores.csv",
+            caption="report/advglue_scores.rst",
+            category="Tables",
+        ),
+        throughput="results/tables/finetune_throughput.csv",
+    params:
+        models={m: model_cfg(m)["label"] for m in MODELS},
+    log:
+        "logs/tables_eval.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/tables_eval.py"

@@ -1,0 +1,45 @@
+# Fine-tuning: one job per (model, task, seed). From-scratch models use the workflow's BPE tokenizer;
+# pretrained ones bring their own.
+
+
+def finetune_inputs(wildcards):
+    inputs = dict(
+        train=glue_split_path(wildcards.task, "train"),
+        code=kernel_sources(*MODEL_CODE, "training", "tokenization", "data"),
+    )
+    if not is_pretrained(wildcards.model):
+        inputs["tokenizer"] = "results/tokenizer/tokenizer.json"
+    return inputs
+
+
+rule finetune:
+    input:
+        unpack(finetune_inputs),
+    output:
+        config=model_dir("{model}", "{task}", "{seed}") + "/config.json",
+        weights=model_dir("{model}", "{task}", "{seed}") + "/model.safetensors",
+        tokenizer=model_dir("{model}", "{task}", "{seed}") + "/tokenizer.json",
+        train_log=model_dir("{model}", "{task}", "{seed}") + "/train_log.csv",
+    params:
+        family=lambda w: model_cfg(w.model)["family"],
+        arch=lambda w: model_cfg(w.model)["arch"],
+        pretrained=lambda w: model_cfg(w.model).get("pretrained"),
+        revision=lambda w: model_cfg(w.model).get("revision"),
+        allow_pickle=lambda w: model_cfg(w.model).get("allow_pickle", False),
+        hp=lambda w: finetune_hp(w.model),
+        num_labels=lambda w: TASKS[w.task].num_labels,
+        checkpoint_dir=lambda w: f"results/checkpoints/{w.model}/{w.task}/seed{w.seed}",
+        force_torch=kernels_env(),
+    threads: lambda w: finetune_setting(w.model, "threads", 1)
+    resources:
+        mem_mb=resource_getter("finetune", "mem_mb", 4000),
+        runtime=resource_getter("finetune", "runtime", 60),
+        gpu=resource_getter("finetune", "gpu", 0),
+    log:
+        "logs/finetune/{model}/{task}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/finetune/{model}/{task}/seed{seed}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/finetune.py"

@@ -1,0 +1,43 @@
+# The report: one self-contained HTML page with Altair charts, every chart also as SVG and PNG.
+
+from kernels.report import FIGURES
+
+
+rule build_report:
+    input:
+        metrics="results/tables/metrics.csv",
+        scores="results/tables/advglue_scores.csv",
+        throughput="results/tables/finetune_throughput.csv",
+        efficiency="results/tables/efficiency.csv",
+        slopes="results/tables/efficiency_slopes.csv",
+        code=kernel_sources("report"),
+    output:
+        html=report(
+            "results/report/index.html", caption="report/index.rst", category="Report"
+        ),
+        figures=[
+            report(
+                f"results/report/figures/{name}.{ext}",
+                caption="report/figure.rst",
+                category="Figures",
+                labels={"figure": name, "format": ext},
+            )
+            for name in FIGURES
+            for ext in ("svg", "png")
+        ],
+    params:
+        config=config,
+        models={m: model_cfg(m)["label"] for m in MODELS},
+        report=config["report"],
+    log:
+        "logs/report.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report.py"
+
+
+rule report:
+    input:
+        rules.build_report.output,
+        expand("results/eval/{model}/advglue_predictions_seed{seed}.json", model=MODELS, seed=SEEDS),

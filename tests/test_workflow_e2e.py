@@ -1,0 +1,143 @@
+"""End to end: the real workflow on a tiny config (small subsets, one seed, tiny models), then every
+output of the file contract (README "Outputs") exists and parses, and a second run has nothing to do."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from safetensors.torch import load_file
+
+from workflow_helpers import TINY, planned_jobs, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+MODELS = ("transformer_pp", "gla", "mmfree")
+TASKS = ("sst2", "rte")
+ADVGLUE_SETS = ("sst2", "qqp", "mnli", "mnli-mm", "qnli", "rte")
+ADVGLUE_SIZES = {"sst2": 148, "qqp": 78, "mnli": 121, "mnli-mm": 162, "qnli": 148, "rte": 81}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("e2e")
+    run_snakemake(workdir, "report", "--cores", "2", "--configfile", str(TINY), timeout=1200)
+    return workdir
+
+
+def test_glue_data_schema(run_dir):
+    for task in TASKS:
+        for split in ("train", "validation"):
+            frame = pd.read_parquet(run_dir / f"results/data/glue/{task}/{split}.parquet")
+            assert list(frame.columns)[:4] == ["idx", "text_a", "text_b", "label"]
+            assert len(frame) > 0 and frame["idx"].is_unique
+            assert set(frame["label"]) <= {0, 1}
+    assert pd.read_parquet(run_dir / "results/data/glue/sst2/train.parquet")["text_b"].isna().all()
+    assert pd.read_parquet(run_dir / "results/data/glue/rte/train.parquet")["text_b"].notna().all()
+
+
+def test_advglue_data_schema(run_dir):
+    for advset in ADVGLUE_SETS:
+        frame = pd.read_parquet(run_dir / f"results/data/advglue/{advset}.parquet")
+        assert len(frame) == ADVGLUE_SIZES[advset]
+        for column in ("idx", "text_a", "text_b", "label", "level", "method", "original_text_a", "original_text_b"):
+            assert column in frame.columns
+        assert set(frame["level"]) <= {"word", "sentence", "human"}
+        human = frame["level"] == "human"
+        assert frame.loc[human, ["original_text_a", "original_text_b"]].isna().all().all()
+        perturbed = frame.loc[~human, ["original_text_a", "original_text_b"]].notna().sum(axis=1)
+        assert (perturbed == 1).all()
+
+
+def test_models_are_saved_as_safetensors_with_logs(run_dir):
+    for model in MODELS:
+        for task in TASKS:
+            mdir = run_dir / f"results/models/{model}/{task}/seed0"
+            config = json.loads((mdir / "config.json").read_text())
+            assert len(config["id2label"]) == 2
+            weights = load_file(str(mdir / "model.safetensors"))
+            assert any(name.startswith("score") for name in weights)
+            assert (mdir / "tokenizer.json").exists()
+            log = pd.read_csv(mdir / "train_log.csv")
+            assert list(log.columns[:5]) == ["step", "loss", "lr", "tokens_per_s", "elapsed_s"]
+            assert len(log) >= 1 and (log["tokens_per_s"] > 0).all()
+            assert not (run_dir / f"results/checkpoints/{model}/{task}/seed0").exists() or not any(
+                (run_dir / f"results/checkpoints/{model}/{task}/seed0").iterdir()
+            )
+
+
+def test_predictions_and_metrics_agree(run_dir):
+    for model in MODELS:
+        for task in TASKS:
+            edir = run_dir / f"results/eval/{model}/{task}/seed0"
+            preds = pd.read_parquet(edir / "predictions.parquet")
+            for column in ("dataset", "split", "idx", "label", "pred", "prob"):
+                assert column in preds.columns
+            assert set(preds["dataset"]) == {"glue", "advglue", "advglue_original"}
+            assert preds["prob"].between(0, 1).all()
+            metrics = json.loads((edir / "metrics.json").read_text())
+            glue = preds[preds["dataset"] == "glue"]
+            recomputed = float((glue["label"] == glue["pred"]).mean())
+            assert _find_accuracy(metrics, recomputed)
+            adv = preds[(preds["dataset"] == "advglue") & (preds["split"] == task)]
+            assert len(adv) == ADVGLUE_SIZES[task]
+
+
+def _find_accuracy(obj, value) -> bool:
+    if isinstance(obj, dict):
+        return any(_find_accuracy(v, value) for v in obj.values())
+    if isinstance(obj, float):
+        return abs(obj - value) < 1e-9
+    if isinstance(obj, list):
+        return any(_find_accuracy(v, value) for v in obj)
+    return False
+
+
+def test_official_advglue_files(run_dir):
+    for model in MODELS:
+        preds = json.loads((run_dir / f"results/eval/{model}/advglue_predictions_seed0.json").read_text())
+        for task in TASKS:
+            assert len(preds[task]) == ADVGLUE_SIZES[task]
+        score = json.loads((run_dir / f"results/eval/{model}/advglue_score_seed0.json").read_text())
+        assert 0.0 <= score["score"] <= 1.0
+        assert set(score["per_task"]) == set(TASKS)
+        # Recompute the accuracy of one set from the official-format predictions and the dev labels.
+        dev = pd.read_parquet(run_dir / "results/data/advglue/rte.parquet")
+        acc = float((dev["label"].to_numpy() == pd.Series(preds["rte"]).to_numpy()).mean())
+        assert abs(score["per_task"]["rte"] - acc) < 1e-9
+
+
+def test_efficiency_csv_schema(run_dir):
+    columns = ["model", "device", "mode", "batch_size", "seq_len", "median_ms", "p10_ms", "p90_ms",
+               "tokens_per_s", "peak_mem_mb", "params"]
+    for model in MODELS:
+        frame = pd.read_csv(run_dir / f"results/efficiency/{model}.csv")
+        assert list(frame.columns[: len(columns)]) == columns
+        assert set(frame["mode"]) == {"train", "prefill", "decode"}
+        assert set(frame["seq_len"]) == {16, 32}
+        ok = frame[frame.get("status", "ok") == "ok"] if "status" in frame else frame
+        assert (ok["median_ms"] > 0).all() and (ok["params"] > 0).all()
+
+
+def test_tables_and_report(run_dir):
+    tables = run_dir / "results/tables"
+    metrics = pd.read_csv(tables / "metrics.csv")
+    assert set(metrics["model"]) == set(MODELS) and set(metrics["task"]) == set(TASKS)
+    for name in ("advglue_scores.csv", "finetune_throughput.csv", "efficiency.csv"):
+        assert len(pd.read_csv(tables / name)) > 0
+    html = (run_dir / "results/report/index.html").read_text()
+    assert "<script" in html and "vega" in html.lower()
+    assert "cdn.jsdelivr" not in html and 'src="http' not in html
+    figures = list((run_dir / "results/report/figures").iterdir())
+    pngs = [f for f in figures if f.suffix == ".png"]
+    svgs = [f for f in figures if f.suffix == ".svg"]
+    assert pngs and len(pngs) == len(svgs)
+    assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in pngs)
+    assert all("<svg" in f.read_text()[:500] for f in svgs)
+
+
+def test_second_run_has_nothing_to_do(run_dir):
+    assert planned_jobs(run_dir, "report", "--configfile", str(TINY)) == {}
