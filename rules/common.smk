@@ -63,7 +63,10 @@ def repo_path(path):
 
 def kernel_sources(*subpackages):
     """The kernels sources a rule imports: editing a module a script imports re-runs the rule."""
-    files = [os.path.join(REPO, "kernels", "__init__.py"), os.path.join(REPO, "kernels", "io.py")]
+    files = [
+        os.path.join(REPO, "kernels", "__init__.py"),
+        os.path.join(REPO, "kernels", "io.py"),
+    ]
     for sub in subpackages:
         target = os.path.join(REPO, "kernels", sub)
         if os.path.isdir(target):
@@ -86,7 +89,9 @@ def finetune_hp(model):
 
 
 def finetune_setting(model, key, default=None):
-    return (model_cfg(model).get("finetune") or {}).get(key, config["finetune"].get(key, default))
+    return (model_cfg(model).get("finetune") or {}).get(
+        key, config["finetune"].get(key, default)
+    )
 
 
 def rule_resources(section, model=None):

@@ -9,7 +9,7 @@ def glue_data_params():
         source=data["source"],
         bundled_dir=repo_path(data["bundled_dir"]),
         hub_dataset=data["hub"]["glue"],
-        revision=data["hub"].get("revision"),
+        revision=data["hub"].get("glue_revision"),
         max_train_examples=data["max_train_examples"],
         max_eval_examples=data["max_eval_examples"],
         subset_seed=data["subset_seed"],
@@ -17,19 +17,19 @@ def glue_data_params():
 
 
 rule prepare_glue:
+    input:
+        code=kernel_sources("data"),
     output:
         train=glue_split_path("{task}", "train"),
         validation=glue_split_path("{task}", "validation"),
-    wildcard_constraints:
-        task="sst2|qqp|qnli|rte",
-    input:
-        code=kernel_sources("data"),
-    params:
-        **glue_data_params(),
     log:
         "logs/prepare_glue/{task}.log",
+    wildcard_constraints:
+        task="sst2|qqp|qnli|rte",
     conda:
         "../envs/data.yaml"
+    params:
+        **glue_data_params(),
     script:
         "../workflow_scripts/prepare_glue.py"
 
@@ -44,20 +44,20 @@ use rule prepare_glue as prepare_glue_mnli with:
 
 
 rule prepare_advglue:
-    output:
-        [advglue_path(s) for s in ADVGLUE_SETS],
     input:
         code=kernel_sources("data"),
+    output:
+        [advglue_path(s) for s in ADVGLUE_SETS],
+    log:
+        "logs/prepare_advglue.log",
+    conda:
+        "../envs/data.yaml"
     params:
         source=config["data"]["source"],
         bundled_dir=repo_path(config["data"]["bundled_dir"]),
         hub_dataset=config["data"]["hub"]["advglue"],
         annotations_url=config["data"]["hub"]["advglue_annotations_url"],
-        revision=config["data"]["hub"].get("revision"),
-    log:
-        "logs/prepare_advglue.log",
-    conda:
-        "../envs/data.yaml"
+        revision=config["data"]["hub"].get("advglue_revision"),
     script:
         "../workflow_scripts/prepare_advglue.py"
 
@@ -69,12 +69,12 @@ rule train_tokenizer:
     output:
         tokenizer_json="results/tokenizer/tokenizer.json",
         tokenizer_config="results/tokenizer/tokenizer_config.json",
-    params:
-        vocab_size=config["tokenizer"]["vocab_size"],
-        min_frequency=config["tokenizer"]["min_frequency"],
     log:
         "logs/train_tokenizer.log",
     conda:
         "../envs/data.yaml"
+    params:
+        vocab_size=config["tokenizer"]["vocab_size"],
+        min_frequency=config["tokenizer"]["min_frequency"],
     script:
         "../workflow_scripts/train_tokenizer.py"

@@ -12,7 +12,9 @@ def evaluate_inputs(wildcards):
         tokenizer=f"{mdir}/tokenizer.json",
         glue=[glue_split_path(wildcards.task, s) for s in spec.eval_splits],
         advglue=[advglue_path(s) for s in spec.advglue_sets],
-        code=kernel_sources(*MODEL_CODE, "evaluation", "training", "tokenization", "data"),
+        code=kernel_sources(
+            *MODEL_CODE, "evaluation", "training", "tokenization", "data"
+        ),
     )
 
 
@@ -22,6 +24,15 @@ rule evaluate:
     output:
         predictions=eval_dir("{model}", "{task}", "{seed}") + "/predictions.parquet",
         metrics=eval_dir("{model}", "{task}", "{seed}") + "/metrics.json",
+    log:
+        "logs/evaluate/{model}/{task}/seed{seed}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: config["evaluate"]["threads"]
+    resources:
+        mem_mb=resource_getter("evaluate", "mem_mb", 4000),
+        runtime=resource_getter("evaluate", "runtime", 30),
+        gpu=resource_getter("evaluate", "gpu", 0),
     params:
         family=lambda w: model_cfg(w.model)["family"],
         batch_size=config["evaluate"]["batch_size"],
@@ -29,15 +40,6 @@ rule evaluate:
         max_length=lambda w: finetune_hp(w.model)["max_length"],
         device=lambda w: finetune_hp(w.model)["device"],
         force_torch=kernels_env(),
-    threads: config["evaluate"]["threads"]
-    resources:
-        mem_mb=resource_getter("evaluate", "mem_mb", 4000),
-        runtime=resource_getter("evaluate", "runtime", 30),
-        gpu=resource_getter("evaluate", "gpu", 0),
-    log:
-        "logs/evaluate/{model}/{task}/seed{seed}.log",
-    conda:
-        "../envs/torch.yaml"
     script:
         "../workflow_scripts/evaluate.py"
 
@@ -69,7 +71,9 @@ rule tables_eval:
             seed=SEEDS,
         ),
         scores=expand(
-            "results/eval/{model}/advglue_score_seed{seed}.json", model=MODELS, seed=SEEDS
+            "results/eval/{model}/advglue_score_seed{seed}.json",
+            model=MODELS,
+            seed=SEEDS,
         ),
         train_logs=expand(
             model_dir("{model}", "{task}", "{seed}") + "/train_log.csv",
@@ -90,11 +94,11 @@ rule tables_eval:
             category="Tables",
         ),
         throughput="results/tables/finetune_throughput.csv",
-    params:
-        models={m: model_cfg(m)["label"] for m in MODELS},
     log:
         "logs/tables_eval.log",
     conda:
         "../envs/report.yaml"
+    params:
+        models={m: model_cfg(m)["label"] for m in MODELS},
     script:
         "../workflow_scripts/tables_eval.py"

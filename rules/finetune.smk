@@ -20,6 +20,17 @@ rule finetune:
         weights=model_dir("{model}", "{task}", "{seed}") + "/model.safetensors",
         tokenizer=model_dir("{model}", "{task}", "{seed}") + "/tokenizer.json",
         train_log=model_dir("{model}", "{task}", "{seed}") + "/train_log.csv",
+    log:
+        "logs/finetune/{model}/{task}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/finetune/{model}/{task}/seed{seed}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: lambda w: finetune_setting(w.model, "threads", 1)
+    resources:
+        mem_mb=resource_getter("finetune", "mem_mb", 4000),
+        runtime=resource_getter("finetune", "runtime", 60),
+        gpu=resource_getter("finetune", "gpu", 0),
     params:
         family=lambda w: model_cfg(w.model)["family"],
         arch=lambda w: model_cfg(w.model)["arch"],
@@ -30,16 +41,5 @@ rule finetune:
         num_labels=lambda w: TASKS[w.task].num_labels,
         checkpoint_dir=lambda w: f"results/checkpoints/{w.model}/{w.task}/seed{w.seed}",
         force_torch=kernels_env(),
-    threads: lambda w: finetune_setting(w.model, "threads", 1)
-    resources:
-        mem_mb=resource_getter("finetune", "mem_mb", 4000),
-        runtime=resource_getter("finetune", "runtime", 60),
-        gpu=resource_getter("finetune", "gpu", 0),
-    log:
-        "logs/finetune/{model}/{task}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/finetune/{model}/{task}/seed{seed}.tsv"
-    conda:
-        "../envs/torch.yaml"
     script:
         "../workflow_scripts/finetune.py"

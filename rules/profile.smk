@@ -12,6 +12,15 @@ rule profile:
         code=kernel_sources(*MODEL_CODE, "profiling"),
     output:
         csv="results/efficiency/{model}.csv",
+    log:
+        "logs/profile/{model}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: config["profile"]["threads"]
+    resources:
+        mem_mb=resource_getter("profile", "mem_mb", 8000),
+        runtime=resource_getter("profile", "runtime", 30),
+        gpu=resource_getter("profile", "gpu", 0),
     params:
         model_name=lambda w: w.model,
         family=lambda w: model_cfg(w.model)["family"],
@@ -19,17 +28,12 @@ rule profile:
         pretrained=lambda w: model_cfg(w.model).get("pretrained"),
         revision=lambda w: model_cfg(w.model).get("revision"),
         vocab_size=lambda w: profile_vocab_size(w.model),
-        settings={k: v for k, v in config["profile"].items() if k not in ("threads", "resources")},
+        settings={
+            k: v
+            for k, v in config["profile"].items()
+            if k not in ("threads", "resources")
+        },
         force_torch=kernels_env(),
-    threads: config["profile"]["threads"]
-    resources:
-        mem_mb=resource_getter("profile", "mem_mb", 8000),
-        runtime=resource_getter("profile", "runtime", 30),
-        gpu=resource_getter("profile", "gpu", 0),
-    log:
-        "logs/profile/{model}.log",
-    conda:
-        "../envs/torch.yaml"
     script:
         "../workflow_scripts/profile.py"
 
@@ -40,7 +44,9 @@ rule tables_efficiency:
         code=kernel_sources("profiling"),
     output:
         efficiency=report(
-            "results/tables/efficiency.csv", caption="report/efficiency.rst", category="Tables"
+            "results/tables/efficiency.csv",
+            caption="report/efficiency.rst",
+            category="Tables",
         ),
         slopes="results/tables/efficiency_slopes.csv",
     log:

@@ -25,14 +25,14 @@ rule build_report:
             for name in FIGURES
             for ext in ("svg", "png")
         ],
-    params:
-        config=config,
-        models={m: model_cfg(m)["label"] for m in MODELS},
-        report=config["report"],
     log:
         "logs/report.log",
     conda:
         "../envs/report.yaml"
+    params:
+        config=config,
+        models={m: model_cfg(m)["label"] for m in MODELS},
+        report=config["report"],
     script:
         "../workflow_scripts/report.py"
 
@@ -40,4 +40,8 @@ rule build_report:
 rule report:
     input:
         rules.build_report.output,
-        expand("results/eval/{model}/advglue_predictions_seed{seed}.json", model=MODELS, seed=SEEDS),
+        expand(
+            "results/eval/{model}/advglue_predictions_seed{seed}.json",
+            model=MODELS,
+            seed=SEEDS,
+        ),

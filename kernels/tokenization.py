@@ -1,0 +1,119 @@
+"""Byte-level BPE tokenizer for the from-scratch models, and loading of pretrained tokenizers.
+
+Classifiers pool the hidden state of the last non-padding token, so every encoded input must end
+with the same marker: the post-processor appends ``</s>`` after a single text and after each text
+of a pair, and padding goes to the right where recurrent models read it only after the text.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
+SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)  # in id order: <pad> is id 0
+
+
+def _check_training_args(vocab_size: int, min_frequency: int) -> None:
+    alphabet = len(pre_tokenizers.ByteLevel.alphabet())
+    if not isinstance(vocab_size, int) or vocab_size < alphabet + len(SPECIAL_TOKENS):
+        raise ValueError(
+            f"vocab_size must be an integer >= {alphabet + len(SPECIAL_TOKENS)} "
+            f"(256 byte symbols + {len(SPECIAL_TOKENS)} special tokens), got {vocab_size!r}"
+        )
+    if not isinstance(min_frequency, int) or min_frequency < 1:
+        raise ValueError(f"min_frequency must be a positive integer, got {min_frequency!r}")
+
+
+def _byte_level_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int) -> Tokenizer:
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    # Byte-level: every UTF-8 string maps to the 256 byte symbols, so nothing is ever unknown.
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(_checked_texts(texts), trainer=trainer)
+    eos_id = tokenizer.token_to_id(EOS)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"$A {EOS}",
+        pair=f"$A {EOS} $B:1 {EOS}:1",
+        special_tokens=[(EOS, eos_id)],
+    )
+    return tokenizer
+
+
+def _checked_texts(texts: Iterable[str]) -> Iterable[str]:
+    count = 0
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"tokenizer training texts must be str, got {type(text).__name__} at position {count}")
+        count += 1
+        yield text
+    if count == 0:
+        raise ValueError("no texts to train the tokenizer on")
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer on ``texts`` (same texts in the same order: same tokenizer)."""
+    _check_training_args(vocab_size, min_frequency)
+    backend = _byte_level_bpe(texts, vocab_size, min_frequency)
+    if backend.token_to_id(PAD) != 0:
+        raise RuntimeError(f"{PAD} must be token id 0, got {backend.token_to_id(PAD)}")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token=PAD,
+        unk_token=UNK,
+        bos_token=BOS,
+        eos_token=EOS,
+        padding_side="right",
+    )
+
+
+def ensure_padding(tokenizer: PreTrainedTokenizerBase, source: str = "tokenizer") -> PreTrainedTokenizerBase:
+    """Give ``tokenizer`` a pad token (its eos token if it has none) and right padding."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError(f"{source}: tokenizer has neither a pad nor an eos token to pad with")
+        tokenizer.pad_token = tokenizer.eos_token
+    # Recurrent models must see the padding after the text, not before it.
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def load_tokenizer(source: str | os.PathLike, revision: str | None = None) -> PreTrainedTokenizerBase:
+    """A tokenizer from a directory or hub id (never remote code), padded on the right."""
+    tokenizer = AutoTokenizer.from_pretrained(str(source), revision=revision, trust_remote_code=False)
+    return ensure_padding(tokenizer, str(source))
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: str | os.PathLike) -> list[Path]:
+    """``save_pretrained`` into ``directory`` without ever leaving a half-written file there.
+
+    Files are written into a temporary sibling directory, then each is renamed into place
+    (rename is atomic within one file system). Returns the paths written.
+    """
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        tokenizer.save_pretrained(str(staging))
+        written = []
+        # tokenizer_config.json last: it is what AutoTokenizer looks for first.
+        names = sorted(os.listdir(staging), key=lambda name: (name == "tokenizer_config.json", name))
+        for name in names:
+            os.replace(staging / name, target / name)
+            written.append(target / name)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
