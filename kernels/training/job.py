@@ -1,0 +1,54 @@
+"""One fine-tuning job of the workflow: build or load the classifier and tokenizer, train on a
+GLUE train parquet, write ``results/models/{model}/{task}/seed{seed}/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kernels.training.loop import FinetuneHyperparams, FinetuneResult, finetune
+
+
+def load_job_tokenizer(tokenizer_file: str | Path | None, pretrained: str | None, revision: str | None):
+    """The from-scratch tokenizer (the directory of ``tokenizer_file``) or the pretrained one."""
+    from kernels.tokenization import load_tokenizer
+
+    if pretrained:
+        return load_tokenizer(pretrained, revision=revision)
+    if tokenizer_file is None:
+        raise ValueError("a from-scratch model needs the tokenizer input (results/tokenizer/tokenizer.json)")
+    return load_tokenizer(Path(tokenizer_file).parent)
+
+
+def make_classifier(family: str, arch: dict[str, Any] | None, pretrained: str | None, revision: str | None,
+                    tokenizer, num_labels: int, seed: int, allow_pickle: bool = False):
+    """A seeded from-scratch classifier, or a pretrained backbone with a new classification head."""
+    import torch
+
+    import kernels.models as registry
+
+    if pretrained:
+        # The new head is initialised from the torch RNG: seed it so runs are reproducible.
+        torch.manual_seed(seed)
+        return registry.load_classifier(family, pretrained, num_labels=num_labels, revision=revision,
+                                        allow_pickle=allow_pickle,
+                                        config_overrides={"pad_token_id": tokenizer.pad_token_id})
+    return registry.build_classifier(family, dict(arch or {}), vocab_size=len(tokenizer), num_labels=num_labels,
+                                     pad_token_id=tokenizer.pad_token_id, seed=seed)
+
+
+def finetune_job(*, train_path: str | Path, tokenizer_file: str | Path | None, model_dir: str | Path,
+                 family: str, arch: dict[str, Any] | None, pretrained: str | None, revision: str | None,
+                 hp: dict[str, Any], num_labels: int, checkpoint_dir: str | Path, seed: int,
+                 threads: int | None = None, stop_after_steps: int | None = None,
+                 progress: bool = True, allow_pickle: bool = False) -> FinetuneResult:
+    hyper = FinetuneHyperparams.from_dict({**hp, "seed": int(seed)}, source="finetune settings (hp)")
+    frame = pd.read_parquet(train_path)
+    tokenizer = load_job_tokenizer(tokenizer_file, pretrained, revision)
+    model = make_classifier(family, arch, pretrained, revision, tokenizer, int(num_labels), int(seed),
+                            allow_pickle=allow_pickle)
+    return finetune(model, tokenizer, frame, hyper, model_dir=model_dir, checkpoint_dir=checkpoint_dir,
+                    threads=threads, stop_after_steps=stop_after_steps, progress=progress,
+                    source=str(train_path))

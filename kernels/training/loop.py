@@ -1,0 +1,295 @@
+"""Fine-tuning loop for sequence classifiers.
+
+- Data: length-bucketed dynamic padding (``kernels.training.batching``).
+- Optimiser: AdamW. Weight decay applies only to weight matrices of linear layers
+  (parameters with 2+ dimensions that are not embeddings). Biases, norm gains (1-D) and embedding
+  tables are not decayed: decaying a norm gain or a bias pulls it towards 0, which changes what the
+  layer computes rather than regularising it, and embedding rows of rare tokens would shrink just
+  because they are rarely updated.
+- Schedule: linear warm-up over ``warmup_ratio`` of all optimizer steps, then linear decay to 0
+  (``transformers.get_linear_schedule_with_warmup``).
+- Gradient clipping to ``max_grad_norm`` (total L2 norm); 0 or None disables it.
+- Progress bar on stderr (tqdm); ``train_log.csv`` rows (step, loss, lr, tokens_per_s, elapsed_s)
+  every ``log_every`` steps and at the last step; ``loss`` is the mean loss of the steps since the
+  previous row, ``tokens_per_s`` counts non-padding tokens over the same interval, ``lr`` is the
+  rate used by the row's last step, ``elapsed_s`` is the training time since the start (summed
+  over resumed attempts).
+- Resumable: a checkpoint every ``checkpoint_every`` steps (``kernels.training.checkpoint``); a
+  run that finds one continues from it and ends with the same weights as an uninterrupted run on
+  CPU. A non-finite loss stops the job with an error naming the step; the last good checkpoint is
+  kept. The checkpoint is removed once the final outputs are written.
+- Outputs (``write_model_dir``): config.json, model.safetensors, tokenizer files and
+  train_log.csv, each staged in a temporary directory beside the model dir and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from kernels.training.batching import (EncodedExamples, batches_per_epoch, collate, encode_examples,
+                                       plan_batches)
+from kernels.training.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
+
+LOG_COLUMNS = ["step", "loss", "lr", "tokens_per_s", "elapsed_s"]
+
+
+@dataclass(frozen=True)
+class FinetuneHyperparams:
+    """The ``finetune`` section of the config (plus ``seed``); see config/config.yaml."""
+
+    epochs: float = 2
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float | None = 1.0
+    max_length: int = 128
+    bucket_batches: int = 50
+    checkpoint_every: int = 200
+    log_every: int = 10
+    device: str = "cpu"
+    dtype: str = "float32"
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "finetune config") -> "FinetuneHyperparams":
+        """Build from a config dict, rejecting unknown keys and bad values.
+
+        ``threads`` is accepted and ignored: it is a resource setting passed separately.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known - {"threads"})
+        if unknown:
+            raise ValueError(f"{source}: unknown field(s) {unknown}; known: {sorted(known)}")
+        hp = cls(**{k: v for k, v in values.items() if k in known})
+        hp.validate(source)
+        return hp
+
+    def validate(self, source: str) -> None:
+        checks = [
+            ("epochs", self.epochs > 0), ("batch_size", self.batch_size >= 1), ("lr", self.lr > 0),
+            ("weight_decay", self.weight_decay >= 0), ("warmup_ratio", 0 <= self.warmup_ratio < 1),
+            ("max_grad_norm", self.max_grad_norm is None or self.max_grad_norm >= 0),
+            ("max_length", self.max_length >= 2), ("bucket_batches", self.bucket_batches >= 1),
+            ("checkpoint_every", self.checkpoint_every >= 1), ("log_every", self.log_every >= 1),
+            ("device", self.device in ("cpu", "cuda", "auto")),
+            ("dtype", self.dtype in ("float32", "bfloat16")),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise ValueError(f"{source}: invalid value for field {name!r}: {getattr(self, name)!r}")
+
+
+@dataclass
+class FinetuneResult:
+    completed: bool          # False when stopped by ``stop_after_steps`` (checkpoint kept)
+    steps: int
+    total_steps: int
+    log: pd.DataFrame
+    tokens: int = 0          # non-padding tokens trained on, all attempts together
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but CUDA is not available")
+    return torch.device(device)
+
+
+def autocast_context(device: torch.device, dtype: str):
+    if dtype == "bfloat16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay linear weight matrices only (see module docstring for why)."""
+    embedding_params = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    decay, no_decay, seen = [], [], set()
+    for param in model.parameters():
+        if not param.requires_grad or id(param) in seen:
+            continue  # tied weights appear once
+        seen.add(id(param))
+        if param.ndim >= 2 and id(param) not in embedding_params:
+            decay.append(param)
+        else:
+            no_decay.append(param)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def total_steps_for(n_examples: int, hp: FinetuneHyperparams) -> int:
+    """Optimizer steps of the whole run; fractional epochs take a prefix of the last epoch."""
+    return max(1, math.ceil(hp.epochs * batches_per_epoch(n_examples, hp.batch_size)))
+
+
+def run_fingerprint(hp: FinetuneHyperparams, encoded: EncodedExamples, model: torch.nn.Module) -> str:
+    """Hash of what makes a checkpoint valid for this run (hyper-parameters, data, parameter shapes)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(asdict(hp), sort_keys=True).encode())
+    digest.update(np.asarray(encoded.labels).tobytes())
+    for ids in encoded.input_ids:
+        digest.update(np.asarray(ids, dtype=np.int64).tobytes())
+    for name, param in model.state_dict().items():
+        digest.update(f"{name}{tuple(param.shape)}".encode())
+    return digest.hexdigest()[:16]
+
+
+def train_classifier(model: torch.nn.Module, encoded: EncodedExamples, hp: FinetuneHyperparams, *,
+                     pad_token_id: int, checkpoint_dir: str | Path, threads: int | None = None,
+                     stop_after_steps: int | None = None, progress: bool = True) -> FinetuneResult:
+    """Fine-tune ``model`` in place on ``encoded``; resume from ``checkpoint_dir`` if it holds one.
+
+    ``stop_after_steps`` ends the job early after that many optimizer steps in total (counting
+    steps of earlier attempts), writing a checkpoint and returning ``completed=False``: the way
+    to split a long run across jobs, and how the tests interrupt a run.
+    """
+    if threads:
+        torch.set_num_threads(int(threads))
+    if len(encoded) == 0:
+        raise ValueError("training set is empty")
+    device = resolve_device(hp.device)
+    torch.manual_seed(hp.seed)
+    model.to(device)
+    optimizer = torch.optim.AdamW(parameter_groups(model, hp.weight_decay), lr=hp.lr)
+    total = total_steps_for(len(encoded), hp)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(round(hp.warmup_ratio * total)), total)
+    fingerprint = run_fingerprint(hp, encoded, model)
+    state = load_checkpoint(checkpoint_dir, model, optimizer, scheduler, fingerprint) or TrainingState(log_rows=[])
+
+    n_batches = batches_per_epoch(len(encoded), hp.batch_size)
+    bar = tqdm(total=total, initial=state.step, file=sys.stderr, disable=not progress,
+               desc="fine-tune", unit="step", dynamic_ncols=True)
+    window_loss, window_steps, window_tokens = state.window_loss, state.window_steps, state.window_tokens
+    window_start = time.perf_counter()
+    attempt_start = window_start
+    model.train()
+    try:
+        while state.step < total:
+            plan = plan_batches(encoded.lengths, hp.batch_size, hp.bucket_batches, hp.seed, state.epoch)
+            while state.batch_index < n_batches and state.step < total:
+                batch = collate(encoded, plan[state.batch_index], pad_token_id)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                loss = _optimizer_step(model, optimizer, batch, hp, device, state.step + 1)
+                lr_used = scheduler.get_last_lr()[0]
+                scheduler.step()
+                state.step += 1
+                state.batch_index += 1
+                tokens = int(batch["attention_mask"].sum())
+                state.tokens += tokens
+                window_loss, window_steps, window_tokens = window_loss + loss, window_steps + 1, window_tokens + tokens
+                bar.update(1)
+                if state.step % hp.log_every == 0 or state.step == total:
+                    now = time.perf_counter()
+                    state.log_rows.append({
+                        "step": state.step, "loss": window_loss / window_steps, "lr": float(lr_used),
+                        "tokens_per_s": window_tokens / max(now - window_start, 1e-9),
+                        "elapsed_s": state.elapsed_s + (now - attempt_start)})
+                    bar.set_postfix(loss=f"{window_loss / window_steps:.4f}")
+                    window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, now
+                stopping = stop_after_steps is not None and state.step >= stop_after_steps
+                if state.step < total and (state.step % hp.checkpoint_every == 0 or stopping):
+                    state.window_loss, state.window_steps, state.window_tokens = window_loss, window_steps, window_tokens
+                    _checkpoint(checkpoint_dir, model, optimizer, scheduler, state, fingerprint,
+                                attempt_start, n_batches)
+                if stopping and state.step < total:
+                    return FinetuneResult(False, state.step, total, pd.DataFrame(state.log_rows, columns=LOG_COLUMNS),
+                                          state.tokens)
+            if state.batch_index >= n_batches:
+                state.epoch, state.batch_index = state.epoch + 1, 0
+    finally:
+        bar.close()
+    return FinetuneResult(True, state.step, total, pd.DataFrame(state.log_rows, columns=LOG_COLUMNS), state.tokens)
+
+
+def _checkpoint(checkpoint_dir, model, optimizer, scheduler, state: TrainingState, fingerprint: str,
+                attempt_start: float, n_batches: int) -> None:
+    # Store the position of the NEXT batch (rolling over to the next epoch) and the time so far.
+    epoch, batch_index = state.epoch, state.batch_index
+    if batch_index >= n_batches:
+        epoch, batch_index = epoch + 1, 0
+    elapsed = state.elapsed_s + (time.perf_counter() - attempt_start)
+    snapshot = TrainingState(step=state.step, epoch=epoch, batch_index=batch_index, elapsed_s=elapsed,
+                             tokens=state.tokens, log_rows=state.log_rows, window_loss=state.window_loss,
+                             window_steps=state.window_steps, window_tokens=state.window_tokens)
+    save_checkpoint(checkpoint_dir, model, optimizer, scheduler, snapshot, fingerprint)
+
+
+def _optimizer_step(model, optimizer, batch, hp: FinetuneHyperparams, device, step: int) -> float:
+    optimizer.zero_grad(set_to_none=True)
+    with autocast_context(device, hp.dtype):
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    loss = out.loss
+    if not torch.isfinite(loss.detach()).all():
+        # Stop before the bad gradient touches the weights; the last checkpoint stays valid.
+        raise FloatingPointError(f"non-finite training loss ({float(loss.detach())}) at step {step}; "
+                                 "the last good checkpoint was kept")
+    loss.backward()
+    if hp.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
+    optimizer.step()
+    return float(loss.detach())
+
+
+def write_model_dir(model_dir: str | Path, model, tokenizer, log: pd.DataFrame) -> None:
+    """Save config.json, model.safetensors, tokenizer files and train_log.csv atomically.
+
+    Everything is written into a temporary directory beside ``model_dir`` and each file is then
+    moved into place with ``os.replace``, so no reader ever sees a half-written file.
+    """
+    target = Path(model_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        log.to_csv(staging / "train_log.csv", index=False, columns=LOG_COLUMNS)
+        if not (staging / "model.safetensors").exists():
+            raise RuntimeError(f"{staging}: save_pretrained did not write model.safetensors")
+        for item in sorted(staging.iterdir()):
+            if item.is_file():
+                os.replace(item, target / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def finetune(model, tokenizer, train_frame: pd.DataFrame, hp: FinetuneHyperparams, *, model_dir: str | Path,
+             checkpoint_dir: str | Path, threads: int | None = None, stop_after_steps: int | None = None,
+             progress: bool = True, source: str = "train") -> FinetuneResult:
+    """Encode ``train_frame`` (DESIGN.md schema), train, write the model dir, drop the checkpoint."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        raise ValueError(f"tokenizer of {model_dir} has no pad token")
+    labels = train_frame["label"] if "label" in train_frame.columns else None
+    num_labels = getattr(getattr(model, "config", None), "num_labels", None)
+    if labels is not None and num_labels is not None and len(labels) and int(labels.max()) >= num_labels:
+        raise ValueError(f"{source}: field 'label' has value {int(labels.max())} but the model has "
+                         f"{num_labels} labels")
+    encoded = encode_examples(tokenizer, train_frame, hp.max_length, source=source)
+    result = train_classifier(model, encoded, hp, pad_token_id=pad_id, checkpoint_dir=checkpoint_dir,
+                              threads=threads, stop_after_steps=stop_after_steps, progress=progress)
+    if result.completed:
+        model.to("cpu")
+        write_model_dir(model_dir, model, tokenizer, result.log)
+        remove_checkpoint(checkpoint_dir)
+    return result

@@ -1,0 +1,85 @@
+"""Tidy tables from metrics.json / score json / train logs."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from kernels.evaluation.evaluate import compute_metrics
+from kernels.evaluation.tables import (metrics_rows, metrics_table, run_from_path, scores_table,
+                                       throughput_row, throughput_table)
+from test_evaluation import hand_predictions
+
+
+def test_metrics_rows_cover_every_metric_once():
+    metrics = compute_metrics(hand_predictions(), "sst2", bootstrap_samples=0, model="gla", seed=1)
+    rows = pd.DataFrame(metrics_rows(metrics))
+    key = ["dataset", "split", "level", "method", "metric"]
+    assert not rows.duplicated(key).any()
+    glue = rows[rows["dataset"] == "glue"]
+    assert glue[key].values.tolist() == [["glue", "validation", "all", "all", "accuracy"]]
+    adv = rows[(rows["dataset"] == "advglue") & (rows["metric"] == "accuracy")]
+    assert len(adv) == 1 + 3 + 4  # total, 3 levels, 4 methods
+    asr = rows[rows["metric"] == "attack_success_rate"].set_index("level")["value"]
+    assert asr.to_dict() == pytest.approx({"all": 0.4, "word": 1 / 3, "sentence": 0.5})
+    drop = rows[rows["metric"] == "robustness_drop"].set_index("level")["value"]
+    assert drop["human"] == pytest.approx(0.8)
+    orig = rows[rows["dataset"] == "advglue_original"].set_index("level")["value"]
+    assert orig["all"] == pytest.approx(0.8)
+    assert (rows["model"] == "gla").all() and (rows["seed"] == 1).all()
+
+
+def test_metrics_rows_require_identity():
+    metrics = compute_metrics(hand_predictions(), "sst2", bootstrap_samples=0)
+    with pytest.raises(ValueError, match="x.json: missing field 'model'"):
+        metrics_rows(metrics, source="x.json")
+
+
+def test_seed_aggregates_and_labels(tmp_path):
+    paths = []
+    for seed, flip in ((0, False), (1, True)):
+        frame = hand_predictions()
+        if flip:  # one more wrong GLUE prediction: accuracy 0.7 instead of 0.8
+            frame.loc[0, "pred"] = 1 - frame.loc[0, "pred"]
+        metrics = compute_metrics(frame, "sst2", bootstrap_samples=0, model="gla", seed=seed)
+        path = tmp_path / "gla" / "sst2" / f"seed{seed}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(metrics))
+        paths.append(path)
+    table = metrics_table(paths, {"gla": "GLA"})
+    glue = table[table["dataset"] == "glue"]
+    assert glue["value"].tolist() == pytest.approx([0.8, 0.7])
+    assert glue["mean_over_seeds"].tolist() == pytest.approx([0.75, 0.75])
+    assert glue["std_over_seeds"].iloc[0] == pytest.approx(pd.Series([0.8, 0.7]).std())
+    assert (table["model_label"] == "GLA").all() and (table["n_seeds"] == 2).all()
+
+
+def test_scores_table_reads_identity_from_file_or_name(tmp_path):
+    named = tmp_path / "mmfree" / "advglue_score_seed3.json"
+    named.parent.mkdir()
+    named.write_text(json.dumps({"score": 0.4, "per_task": {"sst2": 0.5, "rte": 0.3}, "complete": False}))
+    table = scores_table([named])
+    assert table[["model", "seed", "task", "score"]].values.tolist() == [
+        ["mmfree", 3, "overall", 0.4], ["mmfree", 3, "rte", 0.3], ["mmfree", 3, "sst2", 0.5]]
+    bad = tmp_path / "score.json"
+    bad.write_text(json.dumps({"score": 0.4, "per_task": {}, "complete": False}))
+    with pytest.raises(ValueError, match="score.json: no 'model'/'seed'"):
+        scores_table([bad])
+
+
+def test_throughput_from_train_logs(tmp_path):
+    log = tmp_path / "transformer_pp" / "rte" / "seed0" / "train_log.csv"
+    log.parent.mkdir(parents=True)
+    pd.DataFrame({"step": [10, 20, 25], "loss": [0.7, 0.6, 0.5], "lr": [1e-3, 5e-4, 0.0],
+                  "tokens_per_s": [100.0, 300.0, 200.0], "elapsed_s": [1.0, 2.0, 2.5]}).to_csv(log, index=False)
+    table = throughput_table([log])
+    row = table.iloc[0]
+    assert (row["model"], row["task"], row["seed"], row["steps"]) == ("transformer_pp", "rte", 0, 25)
+    assert row["tokens_per_s_median"] == 200.0 and row["elapsed_s"] == 2.5 and row["final_loss"] == 0.5
+    assert run_from_path("results/models/gla/mnli/seed12/train_log.csv") == ("gla", "mnli", 12)
+    with pytest.raises(ValueError, match="cannot read model/task/seed"):
+        run_from_path("train_log.csv")
+    with pytest.raises(ValueError, match="x.csv: train log is empty"):
+        throughput_row(pd.DataFrame(columns=["step", "loss", "tokens_per_s", "elapsed_s"]), "x.csv")

@@ -1,0 +1,41 @@
+"""AdvGLUE predictions in the official format and the official-style score for one model and
+seed (rule ``advglue_score``); see kernels/evaluation/advglue.py for the exact computation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+# Run by hand (python workflow_scripts/X.py), Python puts this folder first on sys.path, where
+# sibling scripts such as profile.py and evaluate.py would shadow the standard library's `profile`
+# and the `evaluate` package that torch/transformers import. Snakemake runs a copy from elsewhere.
+if "snakemake" not in globals() and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+from kernels.evaluation.advglue import score_prediction_files
+from kernels.io import write_json
+
+
+def main(predictions: list[str], dev: list[str], predictions_json: str, score: str,
+         model: str | None = None, seed: int | None = None) -> dict:
+    preds, result = score_prediction_files(list(predictions), list(dev))
+    write_json(predictions_json, preds)
+    write_json(score, {"model": model, "seed": seed, **result})
+    return result
+
+
+if "snakemake" in globals():
+    sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
+    main(predictions=list(sm.input.predictions), dev=list(sm.input.dev), predictions_json=sm.output.predictions_json,
+         score=sm.output.score, model=sm.wildcards.model, seed=int(sm.wildcards.seed))
+elif __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--predictions", nargs="+", required=True, help="predictions.parquet files")
+    parser.add_argument("--dev", nargs="+", required=True, help="AdvGLUE dev parquet files ({set}.parquet)")
+    parser.add_argument("--predictions-json", required=True)
+    parser.add_argument("--score", required=True)
+    parser.add_argument("--model")
+    parser.add_argument("--seed", type=int)
+    args = parser.parse_args()
+    print(main(args.predictions, args.dev, args.predictions_json, args.score, args.model, args.seed))

@@ -1,0 +1,87 @@
+"""Fine-tune one model on one GLUE task with one seed (rule ``finetune``).
+
+Writes config.json, model.safetensors, tokenizer files and train_log.csv into the directory of
+``output.config``; resumes from ``params.checkpoint_dir`` when a previous attempt left a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+# Run by hand (python workflow_scripts/X.py), Python puts this folder first on sys.path, where
+# sibling scripts such as profile.py and evaluate.py would shadow the standard library's `profile`
+# and the `evaluate` package that torch/transformers import. Snakemake runs a copy from elsewhere.
+if "snakemake" not in globals() and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+from kernels.ops.backend import set_force_torch
+from kernels.training.job import finetune_job
+
+
+def main(train: str, tokenizer: str | None, config_out: str, weights_out: str, tokenizer_out: str,
+         train_log_out: str, family: str, arch: dict | None, pretrained: str | None, revision: str | None,
+         hp: dict, num_labels: int, checkpoint_dir: str, seed: int, threads: int = 1,
+         log: str | None = None, allow_pickle: bool = False, force_torch: bool = False) -> None:
+    if force_torch:
+        set_force_torch(True)  # config kernels.force_torch: never use fla's triton kernels
+    model_dir = Path(config_out).parent
+    for out in (weights_out, tokenizer_out, train_log_out):
+        if Path(out).parent != model_dir:
+            raise ValueError(f"output {out} must be in the model directory {model_dir}")
+    with _log_to(log):
+        finetune_job(train_path=train, tokenizer_file=tokenizer, model_dir=model_dir, family=family, arch=arch,
+                     pretrained=pretrained, revision=revision, hp=hp, num_labels=num_labels,
+                     checkpoint_dir=checkpoint_dir, seed=seed, threads=threads, allow_pickle=allow_pickle)
+    for out in (config_out, weights_out, tokenizer_out, train_log_out):
+        if not Path(out).exists():
+            raise RuntimeError(f"fine-tuning finished but did not write {out}")
+
+
+@contextlib.contextmanager
+def _log_to(path: str | None):
+    """Send progress and warnings (stderr) to the rule's log file when there is one."""
+    if not path:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle, contextlib.redirect_stderr(handle):
+        yield
+
+
+if "snakemake" in globals():
+    sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
+    main(train=sm.input.train, tokenizer=sm.input.get("tokenizer"), config_out=sm.output.config,
+         weights_out=sm.output.weights, tokenizer_out=sm.output.tokenizer, train_log_out=sm.output.train_log,
+         family=sm.params.family, arch=sm.params.arch, pretrained=sm.params.pretrained,
+         revision=sm.params.revision, hp=dict(sm.params.hp), num_labels=int(sm.params.num_labels),
+         checkpoint_dir=sm.params.checkpoint_dir, seed=int(sm.wildcards.seed), threads=sm.threads,
+         log=sm.log[0] if len(sm.log) else None, allow_pickle=bool(sm.params.get("allow_pickle", False)),
+         force_torch=str(sm.params.get("force_torch", "0")) == "1")
+elif __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--train", required=True, help="GLUE train parquet")
+    parser.add_argument("--tokenizer", help="tokenizer.json of the from-scratch tokenizer")
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--family", required=True)
+    parser.add_argument("--arch", default="{}", help="JSON dict of architecture settings")
+    parser.add_argument("--pretrained")
+    parser.add_argument("--revision")
+    parser.add_argument("--hp", default="{}", help="JSON dict of finetune settings")
+    parser.add_argument("--num-labels", type=int, required=True)
+    parser.add_argument("--checkpoint-dir", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--allow-pickle", action="store_true", help="accept pytorch_model.bin checkpoints")
+    parser.add_argument("--force-torch", action="store_true", help="never use fla's triton kernels")
+    args = parser.parse_args()
+    d = Path(args.model_dir)
+    main(train=args.train, tokenizer=args.tokenizer, config_out=str(d / "config.json"),
+         weights_out=str(d / "model.safetensors"), tokenizer_out=str(d / "tokenizer.json"),
+         train_log_out=str(d / "train_log.csv"), family=args.family, arch=json.loads(args.arch),
+         pretrained=args.pretrained, revision=args.revision, hp=json.loads(args.hp), num_labels=args.num_labels,
+         checkpoint_dir=args.checkpoint_dir, seed=args.seed, threads=args.threads,
+         allow_pickle=args.allow_pickle, force_torch=args.force_torch)

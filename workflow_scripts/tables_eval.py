@@ -1,0 +1,50 @@
+"""Tidy evaluation tables (rule ``tables_eval``): metrics.csv, advglue_scores.csv and
+finetune_throughput.csv; columns documented in kernels/evaluation/tables.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+# Run by hand (python workflow_scripts/X.py), Python puts this folder first on sys.path, where
+# sibling scripts such as profile.py and evaluate.py would shadow the standard library's `profile`
+# and the `evaluate` package that torch/transformers import. Snakemake runs a copy from elsewhere.
+if "snakemake" not in globals() and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+from kernels.evaluation.tables import metrics_table, scores_table, throughput_table
+from kernels.io import write_csv
+
+
+def model_labels(models: dict) -> dict[str, str]:
+    """name -> display label, from ``{name: label}`` or the config's ``{name: {"label": ...}}``."""
+    return {name: (value.get("label", name) if isinstance(value, dict) else str(value))
+            for name, value in (models or {}).items()}
+
+
+def main(metrics: list[str], scores: list[str], train_logs: list[str], models: dict,
+         metrics_out: str, scores_out: str, throughput_out: str) -> None:
+    labels = model_labels(models)
+    write_csv(metrics_out, metrics_table(metrics, labels))
+    write_csv(scores_out, scores_table(scores, labels))
+    write_csv(throughput_out, throughput_table(train_logs, labels))
+
+
+if "snakemake" in globals():
+    sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
+    main(metrics=list(sm.input.metrics), scores=list(sm.input.scores), train_logs=list(sm.input.train_logs),
+         models=dict(sm.params.models), metrics_out=sm.output.metrics, scores_out=sm.output.scores,
+         throughput_out=sm.output.throughput)
+elif __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--metrics", nargs="*", default=[])
+    parser.add_argument("--scores", nargs="*", default=[])
+    parser.add_argument("--train-logs", nargs="*", default=[])
+    parser.add_argument("--models", default="{}", help="JSON dict name -> label")
+    parser.add_argument("--out-dir", default="results/tables")
+    args = parser.parse_args()
+    main(args.metrics, args.scores, args.train_logs, json.loads(args.models),
+         f"{args.out_dir}/metrics.csv", f"{args.out_dir}/advglue_scores.csv",
+         f"{args.out_dir}/finetune_throughput.csv")
