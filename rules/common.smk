@@ -126,5 +126,6 @@ def model_dir(model, task, seed):
     return f"results/models/{model}/{task}/seed{seed}"
 
 
-def kernels_env():
-    return "1" if (config.get("kernels") or {}).get("force_torch") else "0"
+def force_torch():
+    """config kernels.force_torch: never use fla's triton kernels, even on CUDA."""
+    return bool((config.get("kernels") or {}).get("force_torch", False))

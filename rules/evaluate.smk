@@ -39,7 +39,7 @@ rule evaluate:
         bootstrap_samples=config["evaluate"]["bootstrap_samples"],
         max_length=lambda w: finetune_hp(w.model)["max_length"],
         device=lambda w: finetune_hp(w.model)["device"],
-        force_torch=kernels_env(),
+        force_torch=force_torch(),
     script:
         "../workflow_scripts/evaluate.py"
 

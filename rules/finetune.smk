@@ -40,6 +40,6 @@ rule finetune:
         hp=lambda w: finetune_hp(w.model),
         num_labels=lambda w: TASKS[w.task].num_labels,
         checkpoint_dir=lambda w: f"results/checkpoints/{w.model}/{w.task}/seed{w.seed}",
-        force_torch=kernels_env(),
+        force_torch=force_torch(),
     script:
         "../workflow_scripts/finetune.py"

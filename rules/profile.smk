@@ -33,7 +33,7 @@ rule profile:
             for k, v in config["profile"].items()
             if k not in ("threads", "resources")
         },
-        force_torch=kernels_env(),
+        force_torch=force_torch(),
     script:
         "../workflow_scripts/profile.py"
 

@@ -1,7 +1,6 @@
 """AdvGLUE predictions in the official format and the official-style score for one model and
 seed (rule ``advglue_score``); see kernels/evaluation/advglue.py for the exact computation."""
 
-from __future__ import annotations
 
 import argparse
 import sys

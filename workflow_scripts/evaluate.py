@@ -2,7 +2,6 @@
 (rule ``evaluate``): writes predictions.parquet and metrics.json (schemas documented in
 kernels/evaluation/evaluate.py)."""
 
-from __future__ import annotations
 
 import argparse
 import sys

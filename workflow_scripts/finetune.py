@@ -4,7 +4,6 @@ Writes config.json, model.safetensors, tokenizer files and train_log.csv into th
 ``output.config``; resumes from ``params.checkpoint_dir`` when a previous attempt left a checkpoint.
 """
 
-from __future__ import annotations
 
 import argparse
 import contextlib

@@ -4,7 +4,6 @@ Run by the `script:` directive (a global `snakemake` object), or by hand:
     python workflow_scripts/prepare_advglue.py --out-dir results/data/advglue
 """
 
-from __future__ import annotations
 
 import argparse
 from pathlib import Path

@@ -4,7 +4,6 @@ Run by the `script:` directive (a global `snakemake` object), or by hand:
     python workflow_scripts/prepare_glue.py --task rte --out-dir results/data/glue/rte
 """
 
-from __future__ import annotations
 
 import argparse
 from pathlib import Path

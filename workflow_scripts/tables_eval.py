@@ -1,7 +1,6 @@
 """Tidy evaluation tables (rule ``tables_eval``): metrics.csv, advglue_scores.csv and
 finetune_throughput.csv; columns documented in kernels/evaluation/tables.py."""
 
-from __future__ import annotations
 
 import argparse
 import json

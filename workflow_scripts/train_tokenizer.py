@@ -5,7 +5,6 @@ holding the two outputs (tokenizer.json, tokenizer_config.json). By hand:
     python workflow_scripts/train_tokenizer.py results/data/glue/*/train.parquet --out-dir results/tokenizer
 """
 
-from __future__ import annotations
 
 import argparse
 import sys

@@ -1,0 +1,56 @@
+"""Snakemake script: tidy tables -> results/report/index.html and results/report/figures/{name}.svg|png.
+
+input: ``metrics``, ``scores``, ``throughput``, ``efficiency``, ``slopes``; output: ``html``, ``figures``
+(the SVG and PNG paths of ``kernels.report.FIGURES``); params: ``config``, ``models`` (name -> label),
+``report`` (title, width, height).
+"""
+
+
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+
+from kernels.report import FIGURES, build_report
+
+
+def figures_dir_of(figures: list[str]) -> Path:
+    """The one directory holding the expected figure files; anything else means the rule and FIGURES differ."""
+    expected = {f"{name}.{ext}" for name in FIGURES for ext in ("svg", "png")}
+    given = {Path(p).name for p in figures}
+    parents = {Path(p).parent for p in figures}
+    if given != expected or len(parents) != 1:
+        raise ValueError(f"report output 'figures' must be {sorted(expected)} in one directory, got {sorted(figures)}")
+    return parents.pop()
+
+
+def main(metrics: str, scores: str, throughput: str, efficiency: str, slopes: str, html: str,
+         figures: list[str], config: dict, models: dict, report: dict) -> None:
+    paths = dict(metrics=metrics, scores=scores, throughput=throughput, efficiency=efficiency, slopes=slopes)
+    notes = build_report(paths, html, figures_dir_of(list(figures)), config=config, models=models, settings=report)
+    for note in notes:
+        print(f"[report] missing: {note}")
+
+
+if "snakemake" in globals():
+    smk = globals()["snakemake"]
+    main(metrics=smk.input.metrics, scores=smk.input.scores, throughput=smk.input.throughput,
+         efficiency=smk.input.efficiency, slopes=smk.input.slopes, html=smk.output.html,
+         figures=list(smk.output.figures), config=dict(smk.params.config), models=dict(smk.params.models),
+         report=dict(smk.params.report))
+elif __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", default="results/tables", help="directory of the tidy tables")
+    parser.add_argument("--out", default="results/report", help="report directory")
+    parser.add_argument("--config", default="config/config.yaml")
+    args = parser.parse_args()
+    config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+    tables = Path(args.tables)
+    main(metrics=str(tables / "metrics.csv"), scores=str(tables / "advglue_scores.csv"),
+         throughput=str(tables / "finetune_throughput.csv"), efficiency=str(tables / "efficiency.csv"),
+         slopes=str(tables / "efficiency_slopes.csv"), html=str(Path(args.out) / "index.html"),
+         figures=[str(Path(args.out) / "figures" / f"{n}.{e}") for n in FIGURES for e in ("svg", "png")],
+         config=config, models={k: v.get("label", k) for k, v in config.get("models", {}).items()},
+         report=config.get("report", {}))
+    print(json.dumps({"html": str(Path(args.out) / "index.html")}))

@@ -1,0 +1,28 @@
+"""Snakemake script: results/efficiency/*.csv -> results/tables/efficiency.csv and efficiency_slopes.csv.
+
+input: ``csvs`` (list); output: ``efficiency``, ``slopes``.
+"""
+
+
+import argparse
+
+from kernels.io import write_csv
+from kernels.profiling import combine_efficiency
+
+
+def main(csvs: list[str], efficiency: str, slopes: str) -> None:
+    combined, fits = combine_efficiency(csvs)
+    write_csv(efficiency, combined)
+    write_csv(slopes, fits)
+
+
+if "snakemake" in globals():
+    smk = globals()["snakemake"]
+    main(csvs=list(smk.input.csvs), efficiency=smk.output.efficiency, slopes=smk.output.slopes)
+elif __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("csvs", nargs="+")
+    parser.add_argument("--efficiency", required=True)
+    parser.add_argument("--slopes", required=True)
+    args = parser.parse_args()
+    main(args.csvs, args.efficiency, args.slopes)
