@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; rename it to ``path`` on success."""
@@ -19,6 +25,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates 0600 files; outputs get the usual permissions of a new file.
+    os.chmod(tmp_path, 0o666 & ~_current_umask())
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -41,7 +41,7 @@ rule evaluate:
         device=lambda w: finetune_hp(w.model)["device"],
         force_torch=force_torch(),
     script:
-        "../workflow_scripts/evaluate.py"
+        "../workflow_scripts/evaluate_model.py"
 
 
 rule advglue_score:

@@ -35,7 +35,7 @@ rule profile:
         },
         force_torch=force_torch(),
     script:
-        "../workflow_scripts/profile.py"
+        "../workflow_scripts/profile_model.py"
 
 
 rule tables_efficiency:

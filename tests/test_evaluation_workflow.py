@@ -70,7 +70,7 @@ def test_scripts_end_to_end(layout):
     families = [f for f in FAMILIES if f in models_available()]
     if not families:
         pytest.skip("kernels.models families not implemented yet")
-    finetune, evaluate = load_script("finetune"), load_script("evaluate")
+    finetune, evaluate = load_script("finetune"), load_script("evaluate_model")
     advglue_score, tables_eval = load_script("advglue_score"), load_script("tables_eval")
     root = layout
     metrics_files, score_files, logs = [], [], []

@@ -6,12 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-# Run by hand (python workflow_scripts/X.py), Python puts this folder first on sys.path, where
-# sibling scripts such as profile.py and evaluate.py would shadow the standard library's `profile`
-# and the `evaluate` package that torch/transformers import. Snakemake runs a copy from elsewhere.
-if "snakemake" not in globals() and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 from kernels.evaluation.advglue import score_prediction_files
 from kernels.io import write_json
 

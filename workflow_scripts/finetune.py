@@ -11,12 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-# Run by hand (python workflow_scripts/X.py), Python puts this folder first on sys.path, where
-# sibling scripts such as profile.py and evaluate.py would shadow the standard library's `profile`
-# and the `evaluate` package that torch/transformers import. Snakemake runs a copy from elsewhere.
-if "snakemake" not in globals() and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 from kernels.ops.backend import set_force_torch
 from kernels.training.job import finetune_job
 
@@ -59,7 +53,7 @@ if "snakemake" in globals():
          revision=sm.params.revision, hp=dict(sm.params.hp), num_labels=int(sm.params.num_labels),
          checkpoint_dir=sm.params.checkpoint_dir, seed=int(sm.wildcards.seed), threads=sm.threads,
          log=sm.log[0] if len(sm.log) else None, allow_pickle=bool(sm.params.get("allow_pickle", False)),
-         force_torch=str(sm.params.get("force_torch", "0")) == "1")
+         force_torch=bool(sm.params.get("force_torch", False)))
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--train", required=True, help="GLUE train parquet")

@@ -7,12 +7,6 @@ import argparse
 import sys
 from pathlib import Path
 
-# Run by hand (python workflow_scripts/X.py), Python puts this folder first on sys.path, where
-# sibling scripts such as profile.py and evaluate.py would shadow the standard library's `profile`
-# and the `evaluate` package that torch/transformers import. Snakemake runs a copy from elsewhere.
-if "snakemake" not in globals() and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 from kernels.evaluation.job import evaluate_job
 from kernels.ops.backend import set_force_torch
 
@@ -39,7 +33,7 @@ if "snakemake" in globals():
          task=sm.wildcards.task, model=sm.wildcards.model, seed=int(sm.wildcards.seed),
          batch_size=int(sm.params.batch_size), bootstrap_samples=int(sm.params.bootstrap_samples),
          max_length=int(sm.params.max_length), device=sm.params.device, threads=sm.threads,
-         force_torch=str(sm.params.get("force_torch", "0")) == "1")
+         force_torch=bool(sm.params.get("force_torch", False)))
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-dir", required=True)

@@ -1,0 +1,106 @@
+"""Analytic FLOPs per token, per family.
+
+Only matrix products are counted (2 FLOPs per multiply-accumulate), as in the usual ``6N`` rule;
+norms, activations, softmax and the embedding lookup are left out. The classification head is
+counted once per token. Backward costs twice the forward, so a training token costs 3x forward.
+
+Forward FLOPs of one token per layer (d = hidden size, I = MLP width, L = layers, c = number of
+positions the token attends to):
+
+- ``transformer_pp`` (Llama-style): q/o projections ``2*2*d*d``, k/v projections ``2*2*d*d_kv``
+  (``d_kv`` = kv heads x head dim), attention scores and weighted sum ``2*2*d*c``, SwiGLU MLP
+  ``3*2*d*I``. Attention grows with the context c.
+- ``gla``: q/k ``2*2*d*d_k``, v/g ``2*2*d*d_v``, o ``2*d_v*d``, low-rank forget gate
+  ``2*(d*r + r*d_k)`` (r = gate_low_rank_dim), recurrence per head (K x V state): decay-and-update
+  ``2*K*V`` plus read-out ``2*K*V``, i.e. ``4*d_k*d_v/H`` over H heads; SwiGLU MLP ``3*2*d*I``.
+  Independent of c.
+- ``mmfree`` (HGRN-bit): i/f/g projections ``3*2*d*e`` and o ``2*e*d`` (e = d x expand_ratio),
+  the element-wise recurrence is not a matrix product (not counted), GLU MLP ``2*d*2I + 2*I*d``.
+  BitLinear weights are ternary, so these products are additions in principle; they are counted as
+  dense-equivalent FLOPs so that the families compare on the same scale. Independent of c.
+
+Context used per mode for a sequence of length n: ``prefill``/``train`` average over positions,
+c = (n + 1) / 2 (causal); ``decode`` average over the generated tokens, c = n + (T + 1) / 2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernels.modules import intermediate_size_for
+
+# The reference Llama model used to check the profiler has the same FLOPs as Transformer++.
+ATTENTION_FAMILIES = ("transformer_pp", "llama_reference")
+
+
+def _get(config: Any, *names: str, default: Any = None) -> Any:
+    for name in names:
+        value = getattr(config, name, None)
+        if value is not None:
+            return value
+    return default
+
+
+def _mlp_width(config: Any, hidden: int) -> int:
+    width = _get(config, "intermediate_size")
+    if width is None:
+        width = intermediate_size_for(hidden, _get(config, "hidden_ratio", default=4))
+    return int(width)
+
+
+def _transformer_layer(config: Any, hidden: int, context: float) -> float:
+    heads = int(_get(config, "num_attention_heads", "num_heads"))
+    head_dim = int(_get(config, "head_dim", default=hidden // heads))
+    kv_heads = int(_get(config, "num_key_value_heads", "num_kv_heads", default=heads))
+    q_width, kv_width = heads * head_dim, kv_heads * head_dim
+    projections = 2 * hidden * q_width * 2 + 2 * hidden * kv_width * 2
+    attention = 2 * 2 * q_width * context
+    return projections + attention + 3 * 2 * hidden * _mlp_width(config, hidden)
+
+
+def _gla_layer(config: Any, hidden: int) -> float:
+    heads = int(_get(config, "num_heads", "num_attention_heads"))
+    key_width = int(hidden * _get(config, "expand_k", default=0.5))
+    value_width = int(hidden * _get(config, "expand_v", default=1))
+    rank = int(_get(config, "gate_low_rank_dim", default=16))
+    projections = 2 * 2 * hidden * key_width + 2 * 2 * hidden * value_width + 2 * value_width * hidden
+    gate = 2 * (hidden * rank + rank * key_width)
+    recurrence = 4 * key_width * value_width / heads
+    return projections + gate + recurrence + 3 * 2 * hidden * _mlp_width(config, hidden)
+
+
+def _mmfree_layer(config: Any, hidden: int) -> float:
+    inner = int(hidden * _get(config, "expand_ratio", default=1))
+    width = _mlp_width(config, hidden)
+    return 3 * 2 * hidden * inner + 2 * inner * hidden + 2 * hidden * 2 * width + 2 * width * hidden
+
+
+def forward_flops_per_token(family: str, config: Any, context: float) -> float:
+    """Forward FLOPs of one token that attends to ``context`` positions (see module docstring)."""
+    hidden = int(_get(config, "hidden_size"))
+    layers = int(_get(config, "num_hidden_layers", "num_layers"))
+    if family in ATTENTION_FAMILIES:
+        per_layer = _transformer_layer(config, hidden, context)
+    elif family == "gla":
+        per_layer = _gla_layer(config, hidden)
+    elif family == "mmfree":
+        per_layer = _mmfree_layer(config, hidden)
+    else:
+        raise ValueError(f"no FLOPs formula for model family {family!r}")
+    head = 2 * hidden * int(_get(config, "num_labels", default=2))
+    return layers * per_layer + head
+
+
+def mode_context(mode: str, seq_len: int, decode_tokens: int) -> float:
+    """Mean number of attended positions per token in ``mode`` (see module docstring)."""
+    if mode in ("train", "prefill"):
+        return (seq_len + 1) / 2
+    if mode == "decode":
+        return seq_len + (decode_tokens + 1) / 2
+    raise ValueError(f"unknown profiling mode {mode!r}")
+
+
+def flops_per_token(family: str, config: Any, mode: str, seq_len: int, decode_tokens: int) -> float:
+    """FLOPs per processed token in ``mode``: forward only, or forward + backward (3x) for ``train``."""
+    forward = forward_flops_per_token(family, config, mode_context(mode, seq_len, decode_tokens))
+    return 3 * forward if mode == "train" else forward

@@ -1,0 +1,44 @@
+"""Scaling exponents: least-squares fit of log(median_ms) = slope * log(seq_len) + intercept.
+
+A slope near 1 means time linear in the sequence length, near 2 quadratic; for ``decode`` the time is
+per token, so a slope near 0 means constant cost per token (recurrent state) and a positive slope a
+cost that grows with the context (KV cache).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+GROUP_COLUMNS = ["model", "device", "mode", "batch_size"]
+SLOPE_COLUMNS = GROUP_COLUMNS + ["slope", "intercept", "r2", "n_points", "min_seq_len", "max_seq_len"]
+
+
+def fit_loglog(seq_lens, times_ms) -> tuple[float, float, float]:
+    """(slope, intercept, r2) of the least-squares line through (log seq_len, log time)."""
+    x = np.log(np.asarray(seq_lens, dtype=float))
+    y = np.log(np.asarray(times_ms, dtype=float))
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    total = ((y - y.mean()) ** 2).sum()
+    r2 = 1.0 - (residual ** 2).sum() / total if total > 0 else 1.0
+    return float(slope), float(intercept), float(r2)
+
+
+def fit_slopes(efficiency: pd.DataFrame) -> pd.DataFrame:
+    """One row per model x device x mode x batch size with at least two distinct measured lengths."""
+    missing = [c for c in GROUP_COLUMNS + ["seq_len", "median_ms"] if c not in efficiency.columns]
+    if missing:
+        raise ValueError(f"efficiency table lacks column(s) {missing} needed for the slope fit")
+    usable = efficiency[efficiency["median_ms"].notna() & (efficiency["median_ms"] > 0)]
+    if "status" in usable.columns:
+        usable = usable[usable["status"] == "ok"]
+    rows = []
+    for key, group in usable.groupby(GROUP_COLUMNS, sort=True):
+        if group["seq_len"].nunique() < 2:
+            continue
+        slope, intercept, r2 = fit_loglog(group["seq_len"], group["median_ms"])
+        rows.append(dict(zip(GROUP_COLUMNS, key), slope=slope, intercept=intercept, r2=r2,
+                         n_points=len(group), min_seq_len=int(group["seq_len"].min()),
+                         max_seq_len=int(group["seq_len"].max())))
+    return pd.DataFrame(rows, columns=SLOPE_COLUMNS)

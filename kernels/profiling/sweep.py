@@ -1,0 +1,157 @@
+"""The profiling sweep: every (mode, batch size, sequence length) of the settings, one CSV row each."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kernels.profiling.measure import ModelSpec, count_parameters, is_out_of_memory, resolve_builder, run_point
+from kernels.profiling.settings import ProfileSettings
+
+# DESIGN.md columns first, then the extras.
+DESIGN_COLUMNS = ["model", "device", "mode", "batch_size", "seq_len", "median_ms", "p10_ms", "p90_ms",
+                  "tokens_per_s", "peak_mem_mb", "params"]
+EXTRA_COLUMNS = ["status", "threads", "dtype", "state_mb", "flops_per_token", "achieved_gflops", "repeats",
+                 "device_name"]
+COLUMNS = DESIGN_COLUMNS + EXTRA_COLUMNS
+STATUSES = ("ok", "oom")
+
+
+class ProfilingError(RuntimeError):
+    """A grid point failed for a reason other than running out of memory."""
+
+
+def grid_points(settings: ProfileSettings) -> list[dict[str, Any]]:
+    return [{"mode": mode, "batch_size": batch, "seq_len": seq_len}
+            for mode in settings.modes for batch in settings.batch_sizes for seq_len in sorted(settings.seq_lens)]
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ProfilingError("profile settings ask for device 'cuda' but torch sees no CUDA device")
+    return requested
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _worker_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    # The fork server computes with one thread (see kernels.profiling.worker); children raise it.
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _profile_cpu(spec: ModelSpec, settings: ProfileSettings, in_process: bool) -> list[dict[str, Any]]:
+    job = {"spec": dataclasses.asdict(spec), "settings": settings.to_dict(), "points": grid_points(settings)}
+    if in_process:
+        return _serve_in_process(job, settings)
+    completed = subprocess.run([sys.executable, "-m", "kernels.profiling.worker"], input=json.dumps(job),
+                               stdout=subprocess.PIPE, text=True, env=_worker_environment(), check=False)
+    if completed.returncode != 0:
+        raise ProfilingError(f"profiling worker for family {spec.family!r} failed with exit code "
+                             f"{completed.returncode} (its traceback is in the log above)")
+    return json.loads(completed.stdout)
+
+
+def _serve_in_process(job: dict[str, Any], settings: ProfileSettings) -> list[dict[str, Any]]:
+    # Forking this process is only safe without OpenMP threads in the children (see worker's docstring).
+    import torch
+
+    from kernels.profiling.worker import serve
+
+    if settings.threads != 1:
+        raise ProfilingError("in-process CPU profiling needs threads == 1; use the fork server for more threads")
+    previous = torch.get_num_threads()
+    try:
+        return serve(job)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _profile_cuda_point(model, spec, point, settings, device) -> dict[str, Any]:
+    import torch
+
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    baseline = torch.cuda.memory_allocated(device)
+    try:
+        row = run_point(model, spec, point["mode"], point["batch_size"], point["seq_len"], settings, device)
+    except BaseException as error:  # noqa: BLE001 - classified right here
+        if not is_out_of_memory(error):
+            raise
+        return {"status": "oom", "error": f"{type(error).__name__}: {str(error)[:300]}"}
+    finally:
+        model.zero_grad(set_to_none=True)
+    row["peak_mem_mb"] = (torch.cuda.max_memory_allocated(device) - baseline) / 2**20
+    row["status"] = "ok"
+    return row
+
+
+def _profile_cuda(spec: ModelSpec, settings: ProfileSettings) -> list[dict[str, Any]]:
+    # CUDA memory is tracked per allocator, not per process, so the points run in this process.
+    import torch
+
+    torch.set_num_threads(settings.threads)
+    device = torch.device("cuda")
+    model = resolve_builder(spec.builder)(spec).to(device=device, dtype=getattr(torch, settings.dtype))
+    params = count_parameters(model)
+    results = []
+    for point in grid_points(settings):
+        result = _profile_cuda_point(model, spec, point, settings, device)
+        result.update(point, params=params)
+        print(f"[profile] {point['mode']} batch={point['batch_size']} seq_len={point['seq_len']}: "
+              f"{result['status']}", file=sys.stderr, flush=True)
+        results.append(result)
+    return results
+
+
+def profile_model(spec: ModelSpec, settings: ProfileSettings, model_name: str,
+                  in_process: bool = False) -> pd.DataFrame:
+    """Run the sweep for one model; rows in :data:`COLUMNS` order, OOM points with status ``oom``.
+
+    On CPU every point runs in a child forked from a fresh fork server (``python -m
+    kernels.profiling.worker``). ``in_process=True`` forks the children from this process instead, which
+    saves starting that server (seconds) but is allowed only with ``threads == 1``.
+    Raises :class:`ProfilingError` when a point fails for another reason (a bug must not become a row).
+    """
+    device = resolve_device(settings.device)
+    if device == "cuda":
+        import torch
+
+        results, device_name = _profile_cuda(spec, settings), torch.cuda.get_device_name()
+    else:
+        results, device_name = _profile_cpu(spec, settings, in_process), cpu_name()
+    failures = [r for r in results if r["status"] not in STATUSES]
+    if failures:
+        first = failures[0]
+        raise ProfilingError(f"profiling {model_name!r} failed at mode={first['mode']} batch_size="
+                             f"{first['batch_size']} seq_len={first['seq_len']}:\n{first.get('error')}")
+    frame = pd.DataFrame(results)
+    frame["model"], frame["device"], frame["device_name"] = model_name, device, device_name
+    frame["threads"], frame["dtype"] = settings.threads, settings.dtype
+    return frame.reindex(columns=COLUMNS)

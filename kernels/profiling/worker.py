@@ -1,0 +1,167 @@
+"""Fork server for CPU profiling: ``python -m kernels.profiling.worker`` reads one job (JSON) on stdin,
+builds the model once, and measures every grid point in its own forked child. It writes a JSON list of
+results, one per point, on stdout.
+
+Why a separate process that forks: peak RSS is per process and memory freed by the allocator is not
+returned to the system, so points measured one after another in one process would hide each other's
+peaks. A forked child starts from the server's memory image, so its peak RSS growth is exactly the
+point's own (less library code paged in on first use, see ``_measure_in_child``). GNU OpenMP's thread pool does not survive fork (a child that uses OpenMP after the
+parent has used it hangs), so this server computes with one thread only and never starts the pool;
+the children then run with the configured number of threads. Spawning a fresh interpreter per point
+instead would cost an import of torch (seconds) per point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import select
+import signal
+import sys
+import traceback
+from typing import Any
+
+# Generous: a point that has not finished in this time is hung, not slow.
+POINT_TIMEOUT_S = 1800.0
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    # Writing 5 to clear_refs resets VmHWM (peak RSS) to the current RSS (Linux >= 4.0).
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _limit_data_growth(limit_mb: float | None) -> None:
+    # RLIMIT_DATA counts writable private mappings (heap and anonymous mmap), so it bounds what the
+    # point itself can allocate; address-space reservations of malloc arenas are not counted.
+    if limit_mb is None:
+        return
+    current_kb = _status_kb("VmData") or 0
+    limit = int((current_kb * 1024) + limit_mb * 2**20)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.getrlimit(resource.RLIMIT_DATA)[1]))
+
+
+def _measure_in_child(model, spec, point, settings, device) -> dict[str, Any]:
+    import torch
+
+    from kernels.profiling.measure import is_out_of_memory, run_point
+
+    torch.set_num_threads(settings.threads)
+    _limit_data_growth(settings.memory_limit_mb)
+    _reset_peak_rss()
+    baseline_kb, baseline_file_kb = _status_kb("VmRSS"), _status_kb("RssFile")
+    try:
+        row = run_point(model, spec, point["mode"], point["batch_size"], point["seq_len"], settings, device)
+    except BaseException as error:  # noqa: BLE001 - classified right here
+        if is_out_of_memory(error):
+            return {"status": "oom", "error": f"{type(error).__name__}: {str(error)[:300]}"}
+        return {"status": "error", "error": traceback.format_exc()}
+    peak_kb, file_kb = _status_kb("VmHWM"), _status_kb("RssFile")
+    if None in (baseline_kb, peak_kb, baseline_file_kb, file_kb):
+        row["peak_mem_mb"] = float("nan")
+    else:
+        # Library code pages are faulted into a forked child lazily and count towards its RSS; they are
+        # not the point's memory. File-backed pages stay mapped, so their growth by the end is their
+        # growth at the peak, and subtracting it leaves the peak growth of anonymous (heap) memory.
+        row["peak_mem_mb"] = max(0, (peak_kb - baseline_kb) - (file_kb - baseline_file_kb)) / 1024
+    row["status"] = "ok"
+    return row
+
+
+def _read_child(read_fd: int, pid: int) -> bytes:
+    chunks = []
+    while True:
+        ready, _, _ = select.select([read_fd], [], [], POINT_TIMEOUT_S)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            raise TimeoutError(f"profiling point in process {pid} did not finish in {POINT_TIMEOUT_S} s")
+        chunk = os.read(read_fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def run_forked(model, spec, point, settings, device) -> dict[str, Any]:
+    """Measure ``point`` in a forked child; a child killed by SIGKILL (the OOM killer) counts as OOM."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_fd)
+        code = 0
+        try:
+            result = _measure_in_child(model, spec, point, settings, device)
+            with os.fdopen(write_fd, "w", encoding="utf-8") as out:
+                json.dump(result, out)
+        except BaseException:  # noqa: BLE001 - a child must never return into the server's code
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    try:
+        payload = _read_child(read_fd, pid)
+    finally:
+        os.close(read_fd)
+        _, wait_status = os.waitpid(pid, 0)
+    if payload:
+        return json.loads(payload)
+    if os.WIFSIGNALED(wait_status):
+        number = os.WTERMSIG(wait_status)
+        status = "oom" if number == signal.SIGKILL else "error"
+        return {"status": status, "error": f"child process killed by signal {signal.Signals(number).name}"}
+    return {"status": "error", "error": f"child process exited with status {os.waitstatus_to_exitcode(wait_status)} "
+                                         "without a result (see its traceback above)"}
+
+
+def serve(job: dict[str, Any]) -> list[dict[str, Any]]:
+    import torch
+
+    # One thread in the server: see the module docstring (OpenMP and fork).
+    torch.set_num_threads(1)
+    from kernels.profiling.measure import ModelSpec, count_parameters, resolve_builder
+    from kernels.profiling.settings import settings_from_dict
+
+    spec = ModelSpec(**job["spec"])
+    settings = settings_from_dict(job["settings"])
+    device = torch.device("cpu")
+    model = resolve_builder(spec.builder)(spec).to(device=device, dtype=getattr(torch, settings.dtype))
+    params = count_parameters(model)
+    results = []
+    for point in job["points"]:
+        result = run_forked(model, spec, point, settings, device)
+        result.update(point, params=params)
+        print(f"[profile] {point['mode']} batch={point['batch_size']} seq_len={point['seq_len']}: "
+              f"{result['status']} median_ms={result.get('median_ms', float('nan')):.3f}",
+              file=sys.stderr, flush=True)
+        results.append(result)
+    return results
+
+
+def main() -> None:
+    job = json.load(sys.stdin)
+    # Keep stdout for the result only: anything printed by libraries goes to stderr.
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    results = serve(job)
+    json.dump(results, protocol)
+    protocol.close()
+
+
+if __name__ == "__main__":
+    main()

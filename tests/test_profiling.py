@@ -1,0 +1,211 @@
+"""Efficiency profiling of tiny models of every family: one CSV row per grid point with plausible numbers,
+decode state constant for recurrent families and growing with the context for the Transformer, an
+out-of-memory point recorded without stopping the sweep, and slope fits on synthetic data."""
+
+from __future__ import annotations
+
+import math
+import os
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+from kernels.profiling import (COLUMNS, ModelSpec, SettingsError, build_model, combine_efficiency,  # noqa: E402
+                               fit_loglog, fit_slopes, flops_per_token, profile_model, settings_from_dict)
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
+VOCAB = 256
+ARCHS = {
+    "transformer_pp": {"hidden_size": 32, "num_hidden_layers": 2, "num_heads": 2, "hidden_ratio": 4},
+    "gla": {"hidden_size": 32, "num_hidden_layers": 2, "num_heads": 2, "expand_k": 0.5, "expand_v": 1,
+            "hidden_ratio": 4},
+    "mmfree": {"hidden_size": 32, "num_hidden_layers": 2, "hidden_ratio": 4},
+}
+SEQ_LENS = [16, 64]
+QUICK = {"modes": ["train", "prefill", "decode"], "seq_lens": SEQ_LENS, "batch_sizes": [1, 2], "decode_tokens": 3,
+         "warmup": 1, "min_repeats": 2, "max_repeats": 3, "time_budget_s": 0.05, "threads": 1, "device": "cpu",
+         "dtype": "float32"}
+SCRIPTS = REPO / "workflow_scripts"
+
+
+def script_main(name: str):
+    """The ``main`` of a workflow script, loaded without running it (no snakemake object, not __main__)."""
+    return runpy.run_path(str(SCRIPTS / name), run_name="workflow_script")["main"]
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory) -> dict[str, Path]:
+    """One CSV per family. The Transformer's is written by the workflow script as the Snakemake rule runs
+    it (fork server in a fresh process); the others fork from this process, which skips starting a server."""
+    directory = tmp_path_factory.mktemp("efficiency")
+    paths = {family: directory / f"{family}.csv" for family in ARCHS}
+    # As rules/profile.smk passes them: the settings without threads, which come from the rule's threads.
+    rule_settings = {k: v for k, v in QUICK.items() if k != "threads"}
+    script_main("profile_model.py")(csv=str(paths["transformer_pp"]), family="transformer_pp",
+                              arch=ARCHS["transformer_pp"], vocab_size=VOCAB, settings=rule_settings,
+                              model_name="tiny_transformer_pp", threads=1)
+    for family in ("gla", "mmfree"):
+        spec = ModelSpec(family=family, arch=ARCHS[family], vocab_size=VOCAB)
+        profile_model(spec, settings_from_dict(QUICK), f"tiny_{family}", in_process=True).to_csv(
+            paths[family], index=False)
+    return paths
+
+
+@pytest.mark.parametrize("family", list(ARCHS))
+def test_sweep_rows_and_values(sweeps, family):
+    frame = pd.read_csv(sweeps[family])
+    assert list(frame.columns) == COLUMNS
+    expected = {(m, b, s) for m in QUICK["modes"] for b in QUICK["batch_sizes"] for s in SEQ_LENS}
+    assert set(zip(frame["mode"], frame["batch_size"], frame["seq_len"])) == expected
+    assert len(frame) == len(expected)
+    assert (frame["status"] == "ok").all()
+    assert (frame["model"] == f"tiny_{family}").all() and (frame["device"] == "cpu").all()
+    assert (frame["median_ms"] > 0).all()
+    assert (frame["p10_ms"] <= frame["median_ms"]).all() and (frame["median_ms"] <= frame["p90_ms"]).all()
+    assert (frame["repeats"] >= QUICK["min_repeats"]).all() and (frame["repeats"] <= QUICK["max_repeats"]).all()
+    assert frame["peak_mem_mb"].notna().all() and (frame["peak_mem_mb"] >= 0).all()
+    model = build_model(ModelSpec(family=family, arch=ARCHS[family], vocab_size=VOCAB))
+    assert (frame["params"] == sum(p.numel() for p in model.parameters())).all()
+    train = frame[frame["mode"] == "train"]
+    np.testing.assert_allclose(train["tokens_per_s"], train["batch_size"] * train["seq_len"] / train["median_ms"] * 1e3)
+    decode = frame[frame["mode"] == "decode"]
+    np.testing.assert_allclose(decode["tokens_per_s"], decode["batch_size"] / decode["median_ms"] * 1e3)
+    np.testing.assert_allclose(frame["achieved_gflops"], frame["flops_per_token"] * frame["tokens_per_s"] / 1e9)
+    assert frame.loc[frame["mode"] != "decode", "state_mb"].isna().all()
+
+
+def test_decode_state_grows_only_for_transformer(sweeps):
+    for family, path in sweeps.items():
+        decode = pd.read_csv(path).query("mode == 'decode'").sort_values(["batch_size", "seq_len"])
+        # Per sequence: the batch size must not change it.
+        for seq_len, group in decode.groupby("seq_len"):
+            assert group["state_mb"].nunique() == 1, (family, seq_len)
+        sizes = decode.groupby("seq_len")["state_mb"].first()
+        assert (sizes > 0).all()
+        if family == "transformer_pp":
+            # KV cache: 2 (k, v) x layers x hidden x fp32 bytes per token, linear in the context.
+            per_token = 2 * 2 * 32 * 4 / 2**20
+            np.testing.assert_allclose(sizes.to_numpy(), per_token * np.array(SEQ_LENS))
+        else:
+            assert sizes.nunique() == 1, family
+
+
+def test_flops_formula_context_dependence():
+    configs = {f: build_model(ModelSpec(family=f, arch=a, vocab_size=VOCAB)).config for f, a in ARCHS.items()}
+    short = {f: flops_per_token(f, c, "prefill", 64, 8) for f, c in configs.items()}
+    long = {f: flops_per_token(f, c, "prefill", 4096, 8) for f, c in configs.items()}
+    assert long["transformer_pp"] > short["transformer_pp"]
+    assert long["gla"] == short["gla"] and long["mmfree"] == short["mmfree"]
+    for family, config in configs.items():
+        assert flops_per_token(family, config, "train", 64, 8) == 3 * short[family]
+        # The classifier's matrices dominate: FLOPs per token are about 2 x non-embedding parameters.
+        model = build_model(ModelSpec(family=family, arch=ARCHS[family], vocab_size=VOCAB))
+        matrices = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "embed" not in n)
+        assert 0.9 * 2 * matrices < short[family] < 1.3 * 2 * matrices, family
+
+
+def test_out_of_memory_point_is_recorded_and_sweep_goes_on():
+    settings = settings_from_dict(dict(QUICK, modes=["train", "prefill"], seq_lens=[16, 4096], batch_sizes=[4],
+                                       memory_limit_mb=24, warmup=0, min_repeats=1, max_repeats=1))
+    frame = profile_model(ModelSpec(family="transformer_pp", arch=ARCHS["transformer_pp"], vocab_size=VOCAB),
+                          settings, "tiny", in_process=True)
+    status = {(r.mode, r.seq_len): r.status for r in frame.itertuples()}
+    assert status[("train", 4096)] == "oom"
+    assert status[("train", 16)] == "ok" and status[("prefill", 16)] == "ok"
+    oom = frame[frame["status"] == "oom"]
+    assert oom["median_ms"].isna().all() and (oom["params"] > 0).all()
+
+
+def test_tables_script_concatenates_and_fits(sweeps, tmp_path):
+    script_main("tables_efficiency.py")(csvs=[str(p) for p in sweeps.values()],
+                                         efficiency=str(tmp_path / "efficiency.csv"),
+                                         slopes=str(tmp_path / "slopes.csv"))
+    combined = pd.read_csv(tmp_path / "efficiency.csv")
+    assert len(combined) == 3 * 3 * 2 * 2 and list(combined.columns) == COLUMNS
+    slopes = pd.read_csv(tmp_path / "slopes.csv")
+    assert len(slopes) == 3 * 3 * 2  # model x mode x batch size
+    assert slopes["slope"].notna().all() and (slopes["n_points"] == 2).all()
+
+
+def synthetic_efficiency(slopes: dict[tuple[str, str], float], noise: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    rows = []
+    for (model, mode), slope in slopes.items():
+        for seq_len in (64, 128, 256, 512, 1024):
+            median = 0.3 * seq_len ** slope * math.exp(noise * rng.standard_normal())
+            rows.append(dict(model=model, device="cpu", mode=mode, batch_size=1, seq_len=seq_len,
+                             median_ms=median, status="ok"))
+    return pd.DataFrame(rows)
+
+
+def test_slope_fit_recovers_known_slopes():
+    truth = {("a", "train"): 1.0, ("a", "decode"): 0.0, ("b", "prefill"): 2.0, ("b", "decode"): 0.5}
+    fits = fit_slopes(synthetic_efficiency(truth)).set_index(["model", "mode"])
+    for key, slope in truth.items():
+        assert fits.loc[key, "slope"] == pytest.approx(slope, abs=1e-9)
+        assert fits.loc[key, "intercept"] == pytest.approx(math.log(0.3), abs=1e-9)
+        assert fits.loc[key, "r2"] == pytest.approx(1.0)
+    noisy = fit_slopes(synthetic_efficiency(truth, noise=0.05)).set_index(["model", "mode"])
+    for key, slope in truth.items():
+        assert abs(noisy.loc[key, "slope"] - slope) < 0.1
+
+
+def test_slope_fit_skips_oom_and_single_length():
+    frame = synthetic_efficiency({("a", "train"): 1.5})
+    frame.loc[frame["seq_len"] == 1024, ["median_ms", "status"]] = [np.nan, "oom"]
+    single = dict(frame.iloc[0], mode="prefill")
+    fits = fit_slopes(pd.concat([frame, pd.DataFrame([single])], ignore_index=True))
+    assert len(fits) == 1 and fits["max_seq_len"].iloc[0] == 512
+    assert fits["slope"].iloc[0] == pytest.approx(1.5)
+    slope, _, _ = fit_loglog([1, 10, 100], [5, 50, 500])
+    assert slope == pytest.approx(1.0)
+
+
+def test_timed_samples_counts_samples_and_honours_bounds():
+    from kernels.profiling.measure import timed_samples
+
+    calls = []
+
+    def step():
+        calls.append(1)
+        return [1.0, 2.0, 3.0, 4.0]  # one decode run of four tokens
+
+    no_budget = settings_from_dict({"warmup": 2, "min_repeats": 5, "max_repeats": 6, "time_budget_s": 0})
+    assert len(timed_samples(step, no_budget)) == 8 and len(calls) == 2 + 2
+    calls.clear()
+    generous = settings_from_dict({"warmup": 0, "min_repeats": 1, "max_repeats": 9, "time_budget_s": 60})
+    assert len(timed_samples(step, generous)) == 12 and len(calls) == 3
+
+
+def test_in_process_needs_one_thread():
+    from kernels.profiling import ProfilingError
+
+    spec = ModelSpec(family="gla", arch=ARCHS["gla"], vocab_size=VOCAB)
+    with pytest.raises(ProfilingError, match="threads == 1"):
+        profile_model(spec, settings_from_dict(dict(QUICK, threads=2)), "tiny", in_process=True)
+
+
+def test_settings_errors_name_the_field():
+    with pytest.raises(SettingsError, match="unknown field.*'seq_len'"):
+        settings_from_dict({"seq_len": [64]})
+    with pytest.raises(SettingsError, match="'modes'.*'generate'"):
+        settings_from_dict({"modes": ["generate"]})
+    with pytest.raises(SettingsError, match="'batch_sizes'"):
+        settings_from_dict({"batch_sizes": [0]})
+    with pytest.raises(SettingsError, match="'max_repeats'"):
+        settings_from_dict({"min_repeats": 5, "max_repeats": 2})
+
+
+def test_malformed_efficiency_csv_names_file_and_column(tmp_path):
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"model": ["x"], "mode": ["train"]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match=r"bad\.csv.*'device'"):
+        combine_efficiency([bad])

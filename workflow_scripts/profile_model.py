@@ -1,0 +1,61 @@
+"""Snakemake script: efficiency sweep of one model -> results/efficiency/{model}.csv.
+
+input: (code only); output: ``csv``; params: ``family``, ``arch``, ``pretrained``, ``revision``,
+``vocab_size`` (None for a pretrained checkpoint), ``settings`` (the profile section), ``model_name``,
+``force_torch``; threads: used when the settings give no ``threads``.
+"""
+
+
+import argparse
+import json
+import os
+
+from kernels.io import write_csv
+from kernels.ops.backend import FORCE_TORCH_ENV, set_force_torch
+from kernels.profiling import ModelSpec, profile_model, settings_from_dict
+
+
+def as_bool(value) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def main(csv: str, family: str, arch: dict, vocab_size: int | None, settings: dict, model_name: str,
+         pretrained: str | None = None, revision: str | None = None, threads: int | None = None,
+         force_torch: bool = False) -> None:
+    if force_torch:
+        # config kernels.force_torch: never use fla's triton kernels. The environment variable also
+        # reaches the CPU fork server, which is a separate process.
+        set_force_torch(True)
+        os.environ[FORCE_TORCH_ENV] = "1"
+    settings = dict(settings or {})
+    if threads is not None and "threads" not in settings:
+        settings["threads"] = int(threads)
+    parsed = settings_from_dict(settings, source=f"profile settings of model {model_name!r}")
+    spec = ModelSpec(family=family, arch=dict(arch or {}),
+                     vocab_size=None if vocab_size is None else int(vocab_size),
+                     pretrained=pretrained, revision=revision, seed=parsed.seed)
+    write_csv(csv, profile_model(spec, parsed, model_name))
+
+
+if "snakemake" in globals():
+    smk = globals()["snakemake"]
+    main(csv=smk.output.csv, family=smk.params.family, arch=smk.params.arch, vocab_size=smk.params.vocab_size,
+         settings=smk.params.settings, model_name=smk.params.model_name, pretrained=smk.params.pretrained,
+         revision=smk.params.revision, threads=smk.threads,
+         force_torch=as_bool(smk.params.get("force_torch", False)))
+elif __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", required=True)
+    parser.add_argument("--family", required=True)
+    parser.add_argument("--arch", default="{}", help="architecture as JSON")
+    parser.add_argument("--vocab-size", type=int, help="omit for a pretrained checkpoint")
+    parser.add_argument("--settings", default="{}", help="profile settings as JSON")
+    parser.add_argument("--model-name", required=True)
+    parser.add_argument("--pretrained")
+    parser.add_argument("--revision")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--force-torch", action="store_true", help="never use fla's triton kernels")
+    args = parser.parse_args()
+    main(csv=args.csv, family=args.family, arch=json.loads(args.arch), vocab_size=args.vocab_size,
+         settings=json.loads(args.settings), model_name=args.model_name, pretrained=args.pretrained,
+         revision=args.revision, threads=args.threads, force_torch=args.force_torch)
