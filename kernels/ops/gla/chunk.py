@@ -1,0 +1,212 @@
+"""GLA in chunked form, two-level (chunks of 64 split into sub-chunks of 16), pure PyTorch.
+
+Per head, with b_t the inclusive cumulative sum of g inside the chunk (b <= 0, decreasing) and S0
+the state at the chunk start:
+
+    o_t   = (s q_t * e^{b_t})^T S0 + sum_{j <= t in chunk} A[t, j] v_j
+    A[t,j] = sum_k s q_{t,k} k_{j,k} e^{b_{t,k} - b_{j,k}}
+    S_end = diag(e^{b_last}) S0 + sum_j (k_j * e^{b_last - b_j}) v_j^T
+
+Across chunks (the first and last lines) every exponent is <= 0. Inside a chunk, e^{b_t - b_j}
+is factorised so that it becomes two matmuls, and the factorisation is where stability is decided
+(a single split e^{b_t} e^{-b_j} over 64 steps overflows with strong gates). With r_i the value of
+b just before query sub-chunk i:
+
+* off-diagonal sub-blocks (key j in a sub-chunk m < i): split around the boundary before the query
+  sub-block, e^{b_t - r_i} * e^{r_i - b_j}; both factors are <= 1. The key factor is itself built
+  as e^{r_i - r_{m+1}} * e^{r_{m+1} - b_j} (r_{m+1}: the boundary after sub-chunk m), so one
+  per-sub-chunk key tensor serves every query sub-chunk.
+* diagonal sub-blocks (key and query in the same 16 steps): the same split, whose key factor is
+  >= 1 but bounded by the decay accumulated over those 16 steps. When that decay exceeds
+  ``DIAG_SAFE_LOG`` in some channel the block is recomputed exactly with masked differences
+  e^{b_t - b_j} (j <= t), so the result is exact for any gate strength while the common case
+  stays matmul-fast. The factorised exponent is clamped so that the discarded values stay finite
+  (an inf there would turn gradients into NaN even after being replaced).
+
+Cumulative sums are kept in pieces (inside each sub-chunk, and per sub-chunk totals), so the
+exponents above are short sums rather than differences of long ones: better fp32 precision.
+The sequence is padded to a multiple of 64 with g = 0, k = q = v = 0, which changes neither the
+outputs nor the final state. Gradients come from autograd.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..backend import use_fla
+from .utils import check_gla_args, compute_dtype, resolve_scale
+
+CHUNK_SIZE = 64
+SUB_CHUNK_SIZE = 16
+# Largest log-factor allowed inside a factorised diagonal sub-block: e^30 ~ 1e13 keeps products of
+# q, k and these factors far from the fp32 limit (~3e38), gradients included.
+DIAG_SAFE_LOG = 30.0
+
+
+def chunk_gla(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor,
+    scale: float | None = None,
+    initial_state: torch.Tensor | None = None,
+    output_final_state: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Gated linear attention, chunked. Same contract as :func:`fused_recurrent_gla`.
+
+    q, k, g: [B, T, H, K] (g = log decay <= 0 per key channel); v: [B, T, H, V]; scale defaults to
+    K**-0.5; initial_state / final state: [B, H, K, V] fp32 (fp64 for fp64 inputs). Returns
+    (o [B, T, H, V] in v's dtype, final state if ``output_final_state`` else None).
+    On CUDA with fla importable (and not forced off) this calls ``fla.ops.gla.chunk_gla``.
+    """
+    B, T, H, K, V = check_gla_args("chunk_gla", q, k, v, g, scale, initial_state)
+    scale = resolve_scale(scale, K)
+    if use_fla(q, k, v, g, initial_state):
+        return _fla_chunk_gla(q, k, v, g, scale, initial_state, output_final_state)
+    return chunk_gla_torch(q, k, v, g, scale, initial_state, output_final_state)
+
+
+def chunk_gla_torch(q, k, v, g, scale, initial_state=None, output_final_state=False):
+    B, T, H, K = q.shape
+    V = v.shape[-1]
+    dtype = compute_dtype(q, k, v, g, initial_state)
+    out_dtype = v.dtype
+    C, S = CHUNK_SIZE, SUB_CHUNK_SIZE
+    N, M = max(1, math.ceil(T / C)), C // S
+
+    def to_sub_chunks(t: torch.Tensor) -> torch.Tensor:  # [B, T, H, d] -> [B, H, N, M, S, d]
+        t = t.to(dtype).transpose(1, 2)
+        t = F.pad(t, (0, 0, 0, N * C - T)) if N * C != T else t.contiguous()
+        return t.reshape(B, H, N, M, S, t.shape[-1])
+
+    q, k, v, g = to_sub_chunks(q) * scale, to_sub_chunks(k), to_sub_chunks(v), to_sub_chunks(g)
+    gates = _SubChunkGates(g)
+
+    q_fact = q * gates.local.exp()  # q_t e^{b_t - r_i}, exponent <= 0
+    k_end = k * (gates.total.unsqueeze(-2) - gates.local).exp()  # k_j e^{r_{m+1} - b_j}, <= 0
+
+    o = _diagonal_blocks(q, q_fact, k_end, k, v, gates)
+    o = o + _off_diagonal_blocks(q_fact, k_end, v, gates)
+
+    starts, final_state = _chunk_states(k_end, v, gates, initial_state, dtype)
+    q_start = (q_fact * gates.start.unsqueeze(-2).exp()).reshape(B, H, N, C, K)  # q_t e^{b_t}
+    o = o.reshape(B, H, N, C, V) + q_start @ starts
+
+    o = o.reshape(B, H, N * C, V)[:, :, :T].transpose(1, 2)
+    return o.to(out_dtype), (final_state if output_final_state else None)
+
+
+class _SubChunkGates:
+    """Cumulative log-decays of a [B, H, N, M, S, K] gate tensor, kept in small pieces for precision.
+
+    local: b_t - r_i, inclusive cumsum inside the sub-chunk (<= 0)
+    total: sum of g over each sub-chunk (<= 0), [.., M, K]
+    start: r_i, sum of g from the chunk start to just before sub-chunk i (<= 0), [.., M, K]
+    end:   b at the chunk end, [.., K]
+    Cumsums are done as products with a triangular matrix: torch.cumsum is slow along inner dims.
+    """
+
+    def __init__(self, g: torch.Tensor):
+        S = g.shape[-2]
+        M = g.shape[-3]
+        self.local = _lower_ones(S, g) @ g
+        self.total = self.local[..., -1, :]
+        self.start = _strictly_lower_ones(M, g) @ self.total
+        self.end = self.start[..., -1, :] + self.total[..., -1, :]
+
+
+def _diagonal_blocks(q, q_fact, k_end, k, v, gates):
+    """Key and query in the same sub-chunk: factorised within 16 steps, exact where decay is strong.
+
+    The key factor e^{r_i - b_j} = e^{r_{i+1} - b_j} * e^{-total_i} reuses k_end; the second factor is
+    >= 1, bounded by e^{DIAG_SAFE_LOG} through the clamp (clamped blocks are recomputed exactly).
+    """
+    S = q_fact.shape[-2]
+    growth = (-gates.total).clamp(max=DIAG_SAFE_LOG).exp().unsqueeze(-2)  # [.., M, 1, K]
+    A = q_fact @ (k_end * growth).transpose(-1, -2)  # [B, H, N, M, S, S]
+    A = _fix_strong_decay_blocks(A, q, k, gates)
+    A = A.masked_fill(~_causal(S, A.device), 0.0)
+    return A @ v
+
+
+def _off_diagonal_blocks(q_fact, k_end, v, gates):
+    """Keys in sub-chunks m < i for queries in sub-chunk i.
+
+    e^{b_t - b_j} = e^{b_t - r_i} * e^{r_i - r_{m+1}} * e^{r_{m+1} - b_j}: all three exponents are <= 0
+    (r_{m+1} is the boundary after key sub-chunk m). The middle factor is a per-channel vector per
+    (i, m) pair, folded into the keys.
+    """
+    B, H, N, M, S, V = v.shape
+    K = q_fact.shape[-1]
+    pieces = [v.new_zeros(B, H, N, 1, S, V)]
+    for i in range(1, M):
+        between = (gates.start[..., i : i + 1, :] - gates.start[..., 1 : i + 1, :]).exp()  # [.., i, K]
+        keys = (k_end[..., :i, :, :] * between.unsqueeze(-2)).reshape(B, H, N, i * S, K)
+        A = q_fact[..., i, :, :] @ keys.transpose(-1, -2)  # [B, H, N, S, i*S]
+        pieces.append((A @ v[..., :i, :, :].reshape(B, H, N, i * S, V)).unsqueeze(-3))
+    return torch.cat(pieces, dim=-3)
+
+
+def _chunk_states(k_end, v, gates, initial_state, dtype):
+    """State at the start of every chunk ([B, H, N, K, V]) and after the last chunk ([B, H, K, V])."""
+    B, H, N, M, S, K = k_end.shape
+    V = v.shape[-1]
+    # k_j e^{b_end - b_j} = k_end * e^{b_end - r_{m+1}}, exponent <= 0
+    after_sub_chunk = gates.start + gates.total  # r_{m+1}
+    k_to_end = k_end * (gates.end.unsqueeze(-2) - after_sub_chunk).exp().unsqueeze(-2)
+    updates = k_to_end.reshape(B, H, N, M * S, K).transpose(-1, -2) @ v.reshape(B, H, N, M * S, V)
+    chunk_decay = gates.end.exp().unsqueeze(-1)  # [B, H, N, K, 1]
+    state = k_end.new_zeros(B, H, K, V) if initial_state is None else initial_state.to(dtype)
+    starts = []
+    for update_n, decay_n in zip(updates.unbind(2), chunk_decay.unbind(2)):
+        starts.append(state)
+        state = torch.addcmul(update_n, decay_n, state)
+    return torch.stack(starts, dim=2), state
+
+
+def _fix_strong_decay_blocks(A, q, k, gates):
+    """Recompute, by masked differences, the diagonal blocks whose factorisation was clamped.
+
+    A block is affected when some channel decays by more than DIAG_SAFE_LOG over its 16 steps.
+    Only those blocks are recomputed, so ordinary gates cost nothing extra.
+    """
+    S, K = q.shape[-2:]
+    unsafe = (gates.total < -DIAG_SAFE_LOG).any(dim=-1).reshape(-1)
+    if not bool(unsafe.any()):
+        return A
+    index = unsafe.nonzero().squeeze(-1)
+    qs = q.reshape(-1, S, K)[index]
+    ks = k.reshape(-1, S, K)[index]
+    bs = gates.local.reshape(-1, S, K)[index]
+    log_diff = bs.unsqueeze(-2) - bs.unsqueeze(-3)  # [m, t, j, K] = b_t - b_j
+    # mask before exponentiating: for j > t the difference is positive and could overflow
+    log_diff = log_diff.masked_fill(~_causal(S, bs.device).unsqueeze(-1), -math.inf)
+    exact = torch.einsum("mtk,mjk,mtjk->mtj", qs, ks, log_diff.exp())
+    return A.reshape(-1, S, S).index_put((index,), exact).reshape(A.shape)
+
+
+def _causal(n: int, device) -> torch.Tensor:
+    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+
+
+def _lower_ones(n: int, like: torch.Tensor) -> torch.Tensor:
+    return torch.ones(n, n, dtype=like.dtype, device=like.device).tril()
+
+
+def _strictly_lower_ones(n: int, like: torch.Tensor) -> torch.Tensor:
+    return torch.ones(n, n, dtype=like.dtype, device=like.device).tril(-1)
+
+
+def _fla_chunk_gla(q, k, v, g, scale, initial_state, output_final_state):
+    """fla 0.6's triton kernel: same argument order and layout, default [B, H, K, V] fp32 state."""
+    from fla.ops.gla import chunk_gla as fla_chunk_gla
+
+    if initial_state is not None:
+        initial_state = initial_state.float()  # fla asserts an fp32 state
+    o, final_state = fla_chunk_gla(
+        q, k, v, g, scale=scale, initial_state=initial_state, output_final_state=output_final_state
+    )
+    return o, (final_state.float() if final_state is not None else None)
