@@ -1,0 +1,163 @@
+"""The SLURM profile (profiles/slurm) on a real single-node SLURM that .ci/slurm/start.sh starts here.
+
+Jobs go through sbatch and the snakemake-executor-plugin-slurm for real: a throwaway one-rule workflow
+first (seconds), then the repository's workflow on the tiny config (minutes). The cluster has no slurmdbd,
+so the plugin's status command is squeue instead of its default sacct.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workflow_helpers import REPO, TINY
+
+pytestmark = pytest.mark.slurm
+
+START = REPO / ".ci" / "slurm" / "start.sh"
+STOP = REPO / ".ci" / "slurm" / "stop.sh"
+PROFILE = REPO / "profiles" / "slurm"
+RUN_DIR = Path(os.environ.get("SLURM_CI_DIR", "/tmp/slurm-ci"))
+
+# Options for a cluster without accounting storage, and quick status checks for short test jobs.
+# (No --slurm-no-account: without an account the plugin's guess through sacct fails with a warning and
+# it submits without -A, which is what this cluster wants.)
+CI_CLUSTER_OPTIONS = (
+    "--slurm-status-command", "squeue",
+    "--slurm-init-seconds-before-status-checks", "2",
+    # Successful jobs' SLURM logs are kept, so that the test can read them.
+    "--slurm-keep-successful-logs",
+    "--latency-wait", "5",
+)
+
+SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: (\S+?)\)")
+
+
+def _slurm_answers(env: dict) -> bool:
+    proc = subprocess.run(["sinfo", "--noheader"], env=env, capture_output=True, text=True, timeout=30)
+    return proc.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def slurm_env():
+    """Environment for SLURM clients: SLURM_CONF of the CI cluster, started here unless it already runs."""
+    if shutil.which("slurmctld") is None or shutil.which("sbatch") is None:
+        pytest.skip("SLURM is not installed (apt-get install -y slurm-wlm munge)")
+    if os.geteuid() != 0:
+        pytest.skip("starting slurmctld/slurmd with .ci/slurm/start.sh needs root")
+    env = {**os.environ, "SLURM_CI_DIR": str(RUN_DIR), "SLURM_CONF": str(RUN_DIR / "slurm.conf")}
+    already_running = (RUN_DIR / "slurm.conf").exists() and _slurm_answers(env)
+    started = time.monotonic()
+    proc = subprocess.run(["bash", str(START)], env=env, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        pytest.fail(f"{START} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    assert proc.stdout.strip() == f"export SLURM_CONF={RUN_DIR / 'slurm.conf'}"
+    print(f"SLURM up after {time.monotonic() - started:.1f}s ({'reused' if already_running else 'started'})")
+    yield env
+    # A cluster that was up before the tests (e.g. started by CI) is left running for its owner.
+    if not already_running:
+        subprocess.run(["bash", str(STOP)], env=env, capture_output=True, text=True, timeout=120)
+
+
+def run_with_profile(env: dict, snakefile: Path, workdir: Path, *args: str, timeout: float):
+    cmd = [
+        sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(workdir),
+        "--profile", str(PROFILE), *CI_CLUSTER_OPTIONS, "--verbose", *args,
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}): {' '.join(cmd)}\n--- stdout\n{proc.stdout[-4000:]}"
+            f"\n--- stderr\n{proc.stderr[-8000:]}"
+        )
+    return proc.stdout + proc.stderr
+
+
+def submitted_jobs(output: str) -> dict[str, Path]:
+    """{SLURM job id: its log file} for every job that the plugin reports as submitted."""
+    return {jobid: Path(log) for jobid, log in SUBMITTED.findall(output)}
+
+
+def slurm_history(env: dict) -> dict[str, str]:
+    """{job id: state} of the jobs slurmctld still remembers (MinJobAge keeps finished ones for an hour)."""
+    proc = subprocess.run(
+        ["squeue", "--states=all", "--noheader", "--format=%i|%T"],
+        env=env, capture_output=True, text=True, timeout=30, check=True,
+    )
+    return dict(line.split("|", 1) for line in proc.stdout.split())
+
+
+def sbatch_calls(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.lstrip().startswith("sbatch call: ")]
+
+
+THROWAWAY_SNAKEFILE = """
+rule all:
+    input: expand("out/{name}.txt", name=["a", "b"])
+
+rule write_job_id:
+    output: "out/{name}.txt"
+    threads: 2
+    resources: gpu=0
+    shell: 'printf "%s\\\\n%s\\\\n%s\\\\n" "$SLURM_JOB_ID" "$SLURM_CPUS_PER_TASK" "$(hostname)" > {output}'
+"""
+
+
+def test_throwaway_rule_runs_as_slurm_jobs(slurm_env, tmp_path):
+    """Two jobs of a one-rule workflow each run in their own SLURM allocation with the profile's requests."""
+    (tmp_path / "Snakefile").write_text(THROWAWAY_SNAKEFILE)
+    output = run_with_profile(slurm_env, tmp_path / "Snakefile", tmp_path, timeout=180)
+
+    jobs = submitted_jobs(output)
+    assert len(jobs) == 2, output[-3000:]
+    written = {}
+    for name in ("a", "b"):
+        job_id, cpus, host = (tmp_path / "out" / f"{name}.txt").read_text().split()
+        written[job_id] = name
+        assert cpus == "2"  # threads: 2 became --cpus-per-task=2
+        assert host == os.uname().nodename
+    # Each output was written inside the SLURM job that the plugin submitted for it ...
+    assert set(written) == set(jobs)
+    history = slurm_history(slurm_env)
+    for job_id, log in jobs.items():
+        # ... which slurmctld ran to completion, and whose SLURM log the plugin kept.
+        assert history.get(job_id) == "COMPLETED", history
+        assert log.is_file() and log.parent.name == written[job_id]
+        assert log.is_relative_to(tmp_path / ".snakemake" / "slurm_logs" / "rule_write_job_id")
+    # The profile's default resources become sbatch requests; gpu=0 requests no GPU at all.
+    calls = sbatch_calls(output)
+    assert len(calls) == 2
+    for call in calls:
+        assert "--mem 4000" in call and "-t 60" in call and "--cpus-per-task=2" in call
+        assert "--gpus" not in call and "--gres" not in call
+
+
+@pytest.mark.slow
+def test_workflow_runs_through_slurm(slurm_env, tmp_path):
+    """The repository's workflow on the tiny config: every non-local job is a SLURM job, outputs complete."""
+    workdir = tmp_path / "run"
+    output = run_with_profile(
+        slurm_env, REPO / "Snakefile", workdir, "report", "--configfile", str(TINY), "--jobs", "4",
+        timeout=570,
+    )
+    assert (workdir / "results/report/index.html").stat().st_size > 0
+    scores = sorted((workdir / "results/eval").glob("*/advglue_score_seed0.json"))
+    assert [p.parent.name for p in scores] == sorted(["transformer_pp", "gla", "mmfree"])
+
+    jobs = submitted_jobs(output)
+    history = slurm_history(slurm_env)
+    assert jobs and all(history.get(job_id) == "COMPLETED" for job_id in jobs), history
+    assert all(log.is_file() for log in jobs.values())
+    # The compute-heavy rules ran as SLURM jobs (their logs sit under .snakemake/slurm_logs/rule_<name>).
+    rules_run = {log.relative_to(workdir / ".snakemake" / "slurm_logs").parts[0] for log in jobs.values()}
+    for rule in ("rule_finetune", "rule_evaluate", "rule_profile", "rule_advglue_score"):
+        assert rule in rules_run, sorted(rules_run)
+    for call in sbatch_calls(output):
+        assert "--gpus" not in call  # CPU config: gpu=0 everywhere
