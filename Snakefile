@@ -21,6 +21,14 @@ report: "rules/report/workflow.rst"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    model="[A-Za-z0-9_]+",
+    task="|".join(TASKS),
+    seed=r"\d+",
+
+
 include: "rules/data.smk"
 include: "rules/finetune.smk"
 include: "rules/evaluate.smk"

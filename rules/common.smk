@@ -1,5 +1,5 @@
-# Helpers shared by every rule file: the configured grid, per-model settings, and the kernels sources
-# each rule depends on. Everything a job depends on reaches it through `params:` or `input:`, so a
+# Helpers shared by every stage file: the configured grid, per-model settings, and the kernels sources
+# each job depends on. Everything a job depends on reaches it through `params:` or `input:`, so a
 # config change re-runs exactly the jobs it affects.
 
 import glob
@@ -9,12 +9,6 @@ import copy
 from kernels.data import TASKS, ADVGLUE_SETS
 
 REPO = workflow.basedir
-
-
-wildcard_constraints:
-    model="[A-Za-z0-9_]+",
-    task="|".join(TASKS),
-    seed=r"\d+",
 
 
 # Tasks that the bundled (offline) data can serve: official GLUE train + validation are shipped.
@@ -62,7 +56,7 @@ def repo_path(path):
 
 
 def kernel_sources(*subpackages):
-    """The kernels sources a rule imports: editing a module a script imports re-runs the rule."""
+    """The kernels sources a job imports: editing a module that a script imports re-runs the job."""
     files = [
         os.path.join(REPO, "kernels", "__init__.py"),
         os.path.join(REPO, "kernels", "io.py"),
@@ -72,7 +66,7 @@ def kernel_sources(*subpackages):
         if os.path.isdir(target):
             files += glob.glob(os.path.join(target, "**", "*.py"), recursive=True)
         else:
-            files.append(target + ".py")
+            files.append(f"{target}.py")
     return sorted(set(files))
 
 
@@ -126,6 +120,60 @@ def model_dir(model, task, seed):
     return f"results/models/{model}/{task}/seed{seed}"
 
 
+def eval_file(model, task, seed, name):
+    return f"results/eval/{model}/{task}/seed{seed}/{name}"
+
+
+def model_file(model, task, seed, name):
+    return f"results/models/{model}/{task}/seed{seed}/{name}"
+
+
 def force_torch():
     """config kernels.force_torch: never use fla's triton kernels, even on CUDA."""
     return bool((config.get("kernels") or {}).get("force_torch", False))
+
+
+# Input functions and parameters of the stage rules.
+
+
+def glue_data_params():
+    data = config["data"]
+    return dict(
+        source=data["source"],
+        bundled_dir=repo_path(data["bundled_dir"]),
+        hub_dataset=data["hub"]["glue"],
+        revision=data["hub"].get("glue_revision"),
+        max_train_examples=data["max_train_examples"],
+        max_eval_examples=data["max_eval_examples"],
+        subset_seed=data["subset_seed"],
+    )
+
+
+def finetune_inputs(wildcards):
+    inputs = dict(
+        train=glue_split_path(wildcards.task, "train"),
+        code=kernel_sources(*MODEL_CODE, "training", "tokenization", "data"),
+    )
+    if not is_pretrained(wildcards.model):
+        inputs["tokenizer"] = "results/tokenizer/tokenizer.json"
+    return inputs
+
+
+def evaluate_inputs(wildcards):
+    mdir = model_dir(wildcards.model, wildcards.task, wildcards.seed)
+    spec = TASKS[wildcards.task]
+    return dict(
+        config=f"{mdir}/config.json",
+        weights=f"{mdir}/model.safetensors",
+        tokenizer=f"{mdir}/tokenizer.json",
+        glue=[glue_split_path(wildcards.task, s) for s in spec.eval_splits],
+        advglue=[advglue_path(s) for s in spec.advglue_sets],
+        code=kernel_sources(
+            *MODEL_CODE, "evaluation", "training", "tokenization", "data"
+        ),
+    )
+
+
+def profile_vocab_size(model):
+    # Pretrained checkpoints carry their own vocabulary; from-scratch models use the workflow tokenizer's.
+    return None if is_pretrained(model) else config["tokenizer"]["vocab_size"]

@@ -3,19 +3,6 @@
 # tokenizer that from-scratch models share.
 
 
-def glue_data_params():
-    data = config["data"]
-    return dict(
-        source=data["source"],
-        bundled_dir=repo_path(data["bundled_dir"]),
-        hub_dataset=data["hub"]["glue"],
-        revision=data["hub"].get("glue_revision"),
-        max_train_examples=data["max_train_examples"],
-        max_eval_examples=data["max_eval_examples"],
-        subset_seed=data["subset_seed"],
-    )
-
-
 rule prepare_glue:
     input:
         code=kernel_sources("data"),

@@ -3,27 +3,12 @@
 # seed; tidy tables for the report.
 
 
-def evaluate_inputs(wildcards):
-    mdir = model_dir(wildcards.model, wildcards.task, wildcards.seed)
-    spec = TASKS[wildcards.task]
-    return dict(
-        config=f"{mdir}/config.json",
-        weights=f"{mdir}/model.safetensors",
-        tokenizer=f"{mdir}/tokenizer.json",
-        glue=[glue_split_path(wildcards.task, s) for s in spec.eval_splits],
-        advglue=[advglue_path(s) for s in spec.advglue_sets],
-        code=kernel_sources(
-            *MODEL_CODE, "evaluation", "training", "tokenization", "data"
-        ),
-    )
-
-
 rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        predictions=eval_dir("{model}", "{task}", "{seed}") + "/predictions.parquet",
-        metrics=eval_dir("{model}", "{task}", "{seed}") + "/metrics.json",
+        predictions=eval_file("{model}", "{task}", "{seed}", "predictions.parquet"),
+        metrics=eval_file("{model}", "{task}", "{seed}", "metrics.json"),
     log:
         "logs/evaluate/{model}/{task}/seed{seed}.log",
     conda:
@@ -47,7 +32,7 @@ rule evaluate:
 rule advglue_score:
     input:
         predictions=lambda w: [
-            eval_dir(w.model, t, w.seed) + "/predictions.parquet" for t in TASK_LIST
+            eval_file(w.model, t, w.seed, "predictions.parquet") for t in TASK_LIST
         ],
         dev=[advglue_path(s) for s in ADVGLUE_SETS],
         code=kernel_sources("evaluation", "data"),
@@ -65,7 +50,7 @@ rule advglue_score:
 rule tables_eval:
     input:
         metrics=expand(
-            eval_dir("{model}", "{task}", "{seed}") + "/metrics.json",
+            eval_file("{model}", "{task}", "{seed}", "metrics.json"),
             model=MODELS,
             task=TASK_LIST,
             seed=SEEDS,
@@ -76,7 +61,7 @@ rule tables_eval:
             seed=SEEDS,
         ),
         train_logs=expand(
-            model_dir("{model}", "{task}", "{seed}") + "/train_log.csv",
+            model_file("{model}", "{task}", "{seed}", "train_log.csv"),
             model=MODELS,
             task=TASK_LIST,
             seed=SEEDS,

@@ -2,24 +2,14 @@
 # pretrained ones bring their own.
 
 
-def finetune_inputs(wildcards):
-    inputs = dict(
-        train=glue_split_path(wildcards.task, "train"),
-        code=kernel_sources(*MODEL_CODE, "training", "tokenization", "data"),
-    )
-    if not is_pretrained(wildcards.model):
-        inputs["tokenizer"] = "results/tokenizer/tokenizer.json"
-    return inputs
-
-
 rule finetune:
     input:
         unpack(finetune_inputs),
     output:
-        config=model_dir("{model}", "{task}", "{seed}") + "/config.json",
-        weights=model_dir("{model}", "{task}", "{seed}") + "/model.safetensors",
-        tokenizer=model_dir("{model}", "{task}", "{seed}") + "/tokenizer.json",
-        train_log=model_dir("{model}", "{task}", "{seed}") + "/train_log.csv",
+        config=model_file("{model}", "{task}", "{seed}", "config.json"),
+        weights=model_file("{model}", "{task}", "{seed}", "model.safetensors"),
+        tokenizer=model_file("{model}", "{task}", "{seed}", "tokenizer.json"),
+        train_log=model_file("{model}", "{task}", "{seed}", "train_log.csv"),
     log:
         "logs/finetune/{model}/{task}/seed{seed}.log",
     benchmark:

@@ -2,11 +2,6 @@
 # memory over a grid of sequence lengths and batch sizes.
 
 
-def profile_vocab_size(model):
-    # Pretrained checkpoints carry their own vocabulary; from-scratch models use the workflow tokenizer's.
-    return None if is_pretrained(model) else config["tokenizer"]["vocab_size"]
-
-
 rule profile:
     input:
         code=kernel_sources(*MODEL_CODE, "profiling"),
