@@ -1,0 +1,204 @@
+"""MatMul-free LM (HGRN-bit) in pure PyTorch, as ridgerchu/matmulfreellm (``mmfreelm``), same parameter names.
+
+Block (pre-norm): ``r = h + attn(attn_norm(h)); h = r + mlp(mlp_norm(r))``.
+
+MLGRU token mixer (``HGRNBitAttention``), per channel:
+``f = sigmoid(f_proj(x))`` raised by the layer's lower bound (layers > 0) to ``lb + (1 - lb) f``;
+``i = silu(i_proj(x)) * (1 - f)``; ``h_t = f_t h_{t-1} + i_t`` (kernels.ops.hgrn with ``g = log f``);
+``o = o_proj(RMSNorm(g_proj(x)) * swish(h))`` -- upstream normalises the gate projection and swishes the
+recurrent output (the reverse of fla's HGRN). Lower bounds: ``softmax(lower_bounds, layers)``, cumulative
+sum over layers, minus row 0. GLU channel mixer: ``gate_proj`` (d -> 2I) split into [gate, y],
+``down_proj(silu(gate) * y)``. Every projection is a ternary ``BitLinear`` (kernels.ops.bitlinear).
+
+Padding (right padding): upstream zeroes ``i`` at padded positions; here ``g`` is zeroed there as well, so
+padding leaves the state exactly as after each row's last real token (outputs at real positions are the same).
+
+Heads: the recurrence is elementwise, so ``num_heads`` only matters for checkpoint compatibility.
+The decode state (``past_state``) is a list with one fp32 ``[batch, hidden]`` tensor per layer.
+
+Design decision for classification: ``HGRNBitForCausalLM.lm_head`` is a BitLinear as upstream (so its
+``lm_head.weight`` / ``lm_head.norm.weight`` load), but ``HGRNBitForSequenceClassification.score`` is a plain
+full-precision ``nn.Linear`` like the other families' heads: a ternary head with 2-3 outputs would have
+almost no capacity, and the head is not part of the pretrained model anyway.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+
+from kernels.models.common import (FamilyPreTrainedModel, SequenceClassifierMixin, causal_lm_loss,
+                                   check_past_state, mark_residual_output, padding_keep_mask,
+                                   tied_weights_keys)
+from kernels.models.hgrn_bit.configuration_hgrn_bit import HGRNBitConfig
+from kernels.modules import RMSNorm, intermediate_size_for
+from kernels.ops.bitlinear import BitLinear
+from kernels.ops.hgrn import chunk_hgrn, fused_recurrent_hgrn
+
+# The layer's own initialisation in mmfreelm (xavier_uniform with this gain for its projections).
+ATTENTION_INIT_GAIN = 2 ** -2.5
+
+
+def _check_supported(config: HGRNBitConfig) -> None:
+    if config.use_short_conv:
+        raise NotImplementedError("HGRNBitConfig.use_short_conv=True is not implemented here")
+    heads = config.num_heads or 1
+    input_dim = int(config.hidden_size * (config.expand_ratio or 1))
+    if config.hidden_size % heads or input_dim % heads:
+        raise ValueError(f"HGRNBitConfig: hidden_size {config.hidden_size} (expanded {input_dim}) is not "
+                         f"divisible by num_heads {heads}")
+    if config.hidden_act not in ("swish", "silu"):
+        raise NotImplementedError(f"HGRNBitConfig.hidden_act={config.hidden_act!r}: only 'swish' (as upstream)")
+
+
+class HGRNBitAttention(nn.Module):
+    def __init__(self, config: HGRNBitConfig, layer_idx: int):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.input_dim = int(config.hidden_size * (config.expand_ratio or 1))
+        d = config.hidden_size
+        self.i_proj = BitLinear(d, self.input_dim, bias=False)
+        self.f_proj = BitLinear(d, self.input_dim, bias=False)
+        self.g_proj = BitLinear(d, self.input_dim, bias=False)
+        self.g_norm = RMSNorm(self.input_dim, eps=config.rms_norm_eps)
+        self.o_proj = BitLinear(self.input_dim, d, bias=False)
+        # mmfreelm's layer initialises its own projections with xavier_uniform (gain 2^-2.5), not N(0, 0.02).
+        for proj in (self.i_proj, self.f_proj, self.g_proj, self.o_proj):
+            proj._xavier_init_gain = ATTENTION_INIT_GAIN
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                past: torch.Tensor | None = None, use_cache: bool = False,
+                lower_bound: torch.Tensor | None = None):
+        f_logits = self.f_proj(x).float()
+        if lower_bound is not None and self.layer_idx > 0:
+            forget = lower_bound.float() + (1 - lower_bound.float()) * torch.sigmoid(f_logits)
+            log_forget = torch.log(forget)
+        else:
+            forget = torch.sigmoid(f_logits)
+            log_forget = F.logsigmoid(f_logits)  # exact log f without log(0) for very negative logits
+        inputs = F.silu(self.i_proj(x).float()) * (1 - forget)
+        keep = padding_keep_mask(attention_mask, inputs)
+        if keep is not None:
+            inputs, log_forget = inputs * keep, log_forget * keep
+        # Single decode steps use the step kernel; sequences the chunked scan (same math).
+        kernel = fused_recurrent_hgrn if x.shape[1] == 1 else chunk_hgrn
+        h, state = kernel(inputs, log_forget, initial_state=past, output_final_state=use_cache)
+        o = self.g_norm(self.g_proj(x)) * F.silu(h.to(x.dtype))
+        return self.o_proj(o), state
+
+
+class HGRNBitMLP(nn.Module):
+    def __init__(self, config: HGRNBitConfig):
+        super().__init__()
+        width = config.intermediate_size or intermediate_size_for(config.hidden_size, config.hidden_ratio or 4)
+        self.intermediate_size = width
+        self.gate_proj = BitLinear(config.hidden_size, 2 * width, bias=False)
+        self.down_proj = mark_residual_output(BitLinear(width, config.hidden_size, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, y = self.gate_proj(x).chunk(2, dim=-1)
+        return self.down_proj(F.silu(gate) * y)
+
+
+class HGRNBitBlock(nn.Module):
+    def __init__(self, config: HGRNBitConfig, layer_idx: int):
+        super().__init__()
+        self.attn_norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.attn = HGRNBitAttention(config, layer_idx)
+        self.mlp_norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.mlp = HGRNBitMLP(config)
+
+    def forward(self, hidden, attention_mask=None, past=None, use_cache=False, lower_bound=None):
+        attn_out, state = self.attn(self.attn_norm(hidden), attention_mask, past, use_cache, lower_bound)
+        residual = hidden + attn_out
+        return residual + self.mlp(self.mlp_norm(residual)), state
+
+
+class HGRNBitPreTrainedModel(FamilyPreTrainedModel):
+    config_class = HGRNBitConfig
+    config: HGRNBitConfig
+    _no_split_modules = ["HGRNBitBlock"]
+
+
+class HGRNBitModel(HGRNBitPreTrainedModel):
+    """Backbone: ``embeddings`` -> blocks (with per-layer forget-gate lower bounds) -> ``norm``."""
+
+    def __init__(self, config: HGRNBitConfig):
+        super().__init__(config)
+        _check_supported(config)
+        self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        if config.use_lower_bound:
+            self.lower_bounds = nn.Parameter(torch.zeros(config.num_hidden_layers, config.hidden_size))
+        self.layers = nn.ModuleList(HGRNBitBlock(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.post_init()
+
+    def reset_family_parameters(self, init) -> None:
+        if self.config.use_lower_bound:
+            init.zeros_(self.lower_bounds)
+
+    def get_input_embeddings(self):
+        return self.embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings = value
+
+    def layer_lower_bounds(self) -> torch.Tensor | None:
+        """[layers, hidden]: softmax over layers, cumulative sum, minus the first row (layer 0 gets 0)."""
+        if not self.config.use_lower_bound:
+            return None
+        weights = self.lower_bounds.float().softmax(dim=0)
+        bounds = weights.cumsum(dim=0)
+        return bounds - bounds[0]
+
+    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
+                past_state: list | None = None, use_cache: bool = False, **unused) -> BaseModelOutputWithPast:
+        hidden = self.embeddings(input_ids)
+        pasts = check_past_state(past_state, len(self.layers))
+        bounds = self.layer_lower_bounds()
+        new_state = []
+        for index, (layer, past) in enumerate(zip(self.layers, pasts)):
+            bound = None if bounds is None else bounds[index]
+            hidden, state = layer(hidden, attention_mask, past, use_cache, bound)
+            new_state.append(state)
+        return BaseModelOutputWithPast(last_hidden_state=self.norm(hidden),
+                                       past_key_values=new_state if use_cache else None)
+
+
+class HGRNBitForCausalLM(HGRNBitPreTrainedModel):
+    """As upstream, the LM head is itself a BitLinear (``lm_head.weight``, ``lm_head.norm.weight``)."""
+
+    _tied_weights_keys = tied_weights_keys("lm_head.weight", "model.embeddings.weight")
+
+    def __init__(self, config: HGRNBitConfig):
+        super().__init__(config)
+        self.model = HGRNBitModel(config)
+        self.lm_head = BitLinear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.embeddings
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, value):
+        self.lm_head = value
+
+    def forward(self, input_ids, attention_mask=None, labels=None, past_state=None, use_cache=False,
+                **unused) -> CausalLMOutputWithPast:
+        out = self.model(input_ids, attention_mask=attention_mask, past_state=past_state, use_cache=use_cache)
+        logits = self.lm_head(out.last_hidden_state)
+        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
+
+
+class HGRNBitForSequenceClassification(SequenceClassifierMixin, HGRNBitPreTrainedModel):
+    """Backbone ``model`` + new full-precision ``score`` head on the last non-padding token."""
+
+    def __init__(self, config: HGRNBitConfig):
+        super().__init__(config)
+        self._init_classifier(HGRNBitModel(config), config)
+        self.post_init()

@@ -1,0 +1,99 @@
+"""BitLinear (ternary weights, 8-bit activations, STE) and its 2-bit packed inference form."""
+
+import math
+
+import pytest
+import torch
+
+from kernels.ops.bitlinear import (BitLinear, PackedBitLinear, activation_quant, pack_ternary, ternary_codes,
+                                   unpack_ternary, unpack_ternary_codes, weight_quant)
+
+torch.set_num_threads(1)
+
+
+def test_hand_computed_example():
+    layer = BitLinear(4, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -0.1, 0.0, 1.0], [0.3, 0.2, 0.9, -0.05]]))
+    x = torch.tensor([[1.0, -2.0, 3.0, -5.0]])
+    # By hand: mean|W| = 3.05 / 8 = 0.38125; W / 0.38125 rounds to codes [[1, 0, 0, 1], [1, 1, 1, 0]].
+    # RMSNorm: x / sqrt(9.75); 8-bit codes = round(x * 127 / 5) = [25, -51, 76, -127], step 5 / (127 sqrt(9.75)).
+    # y = codes_x . codes_w * step * 0.38125 = [25 - 127, 25 - 51 + 76] * ... = [-102, 50] * ...
+    step = 5 / (127 * math.sqrt(9.75)) * 0.38125
+    expected = torch.tensor([[-102 * step, 50 * step]])
+    torch.testing.assert_close(layer(x), expected, rtol=1e-6, atol=1e-7)
+    codes, scale = ternary_codes(layer.weight)
+    assert codes.tolist() == [[1, 0, 0, 1], [1, 1, 1, 0]]
+    assert scale.item() == pytest.approx(0.38125)
+
+
+def test_quantised_weights_take_exactly_three_values():
+    torch.manual_seed(0)
+    weight = torch.randn(64, 48)
+    quantised = weight_quant(weight)
+    scale = weight.abs().mean()
+    values = torch.unique(quantised)
+    assert len(values) == 3
+    torch.testing.assert_close(values, torch.tensor([-1.0, 0.0, 1.0]) * scale)
+
+
+def test_activation_quant_has_at_most_256_levels_per_token():
+    torch.manual_seed(1)
+    x = torch.randn(3, 1000)
+    q = activation_quant(x)
+    for row_x, row_q in zip(x, q):
+        step = row_x.abs().max() / 127
+        levels = row_q / step
+        torch.testing.assert_close(levels, levels.round(), atol=1e-4, rtol=0)
+        assert levels.abs().max() <= 127 + 1e-4
+
+
+@pytest.mark.parametrize("in_features", [37, 40])
+def test_packed_form_equals_training_form(in_features):
+    torch.manual_seed(2)
+    layer = BitLinear(in_features, 19, bias=True)
+    with torch.no_grad():
+        layer.norm.weight.uniform_(0.5, 1.5)
+        layer.bias.normal_()
+    packed, scale = pack_ternary(layer.weight.detach())
+    assert packed.dtype == torch.uint8
+    assert packed.shape == (19, math.ceil(in_features / 4))
+    codes, _ = ternary_codes(layer.weight)
+    assert torch.equal(unpack_ternary_codes(packed, in_features), codes)
+    assert torch.equal(unpack_ternary(packed, scale, in_features), weight_quant(layer.weight.detach()))
+
+    inference = PackedBitLinear.from_bitlinear(layer)
+    x = torch.randn(3, 5, in_features) * 3
+    torch.testing.assert_close(inference(x), layer(x).detach(), rtol=1e-5, atol=1e-5)
+    # the packed state dict holds no float weight matrix
+    assert "weight" not in inference.state_dict()
+    assert inference.state_dict()["packed_weight"].numel() * 4 >= in_features * 19
+
+
+def test_straight_through_gradients():
+    torch.manual_seed(3)
+    layer = BitLinear(16, 8)
+    x = torch.randn(4, 16, requires_grad=True)
+    y = layer(x)
+    upstream = torch.randn_like(y)
+    y.backward(upstream)
+    # STE: d/dW = dout^T x_q, with x_q the quantised normalised input (not the ternary-weight derivative 0).
+    x_q = activation_quant(layer.norm(x.detach()))
+    torch.testing.assert_close(layer.weight.grad, upstream.t() @ x_q, rtol=1e-5, atol=1e-6)
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert layer.norm.weight.grad is not None and layer.norm.weight.grad.abs().sum() > 0
+
+
+def test_bfloat16_forward_close_to_fp32():
+    torch.manual_seed(4)
+    layer = BitLinear(32, 8)
+    x = torch.randn(2, 32)
+    reference = layer(x)
+    out = layer.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference.detach(), rtol=0.05, atol=0.05)
+
+
+def test_pack_rejects_non_matrix():
+    with pytest.raises(ValueError, match="2-D"):
+        pack_ternary(torch.randn(2, 3, 4))
