@@ -12,6 +12,7 @@ import pytest
 from safetensors.torch import load_file
 
 from kernels.models import config_class
+from kernels.tokenization import load_tokenizer
 
 from workflow_helpers import TINY, planned_jobs, run_snakemake
 
@@ -58,8 +59,10 @@ def test_models_are_saved_as_safetensors_with_logs(run_dir):
     for model in MODELS:
         for task in TASKS:
             mdir = run_dir / f"results/models/{model}/{task}/seed0"
-            family = {"transformer_pp": "transformer_pp", "gla": "gla", "mmfree": "mmfree"}[model]
-            assert config_class(family).from_pretrained(mdir).num_labels == 2
+            config = config_class(model).from_pretrained(mdir)  # model names equal family names here
+            tokenizer = load_tokenizer(str(mdir))
+            assert config.num_labels == 2
+            assert (config.pad_token_id, config.eos_token_id) == (tokenizer.pad_token_id, tokenizer.eos_token_id)
             weights = load_file(str(mdir / "model.safetensors"))
             assert any(name.startswith("score") for name in weights)
             assert (mdir / "tokenizer.json").exists()

@@ -77,14 +77,19 @@ def family_for_model_type(model_type: str) -> str:
 
 
 def build_classifier(family: str, arch: dict[str, Any], *, vocab_size: int, num_labels: int,
-                     pad_token_id: int, seed: int | None = None):
-    """A randomly initialised classifier of ``family`` with architecture ``arch`` (config kwargs)."""
+                     pad_token_id: int, seed: int | None = None, bos_token_id: int | None = None,
+                     eos_token_id: int | None = None):
+    """A randomly initialised classifier of ``family`` with architecture ``arch`` (config kwargs).
+
+    Special-token ids default to the config class's; pass the tokenizer's so the saved config agrees with it.
+    """
     import torch
 
     if seed is not None:
         torch.manual_seed(seed)
+    special = {k: v for k, v in (("bos_token_id", bos_token_id), ("eos_token_id", eos_token_id)) if v is not None}
     cfg = config_class(family)(vocab_size=vocab_size, num_labels=num_labels,
-                               pad_token_id=pad_token_id, **arch)
+                               pad_token_id=pad_token_id, **special, **arch)
     return classifier_class(family)(cfg)
 
 

@@ -36,7 +36,8 @@ def make_classifier(family: str, arch: dict[str, Any] | None, pretrained: str | 
                                         allow_pickle=allow_pickle,
                                         config_overrides={"pad_token_id": tokenizer.pad_token_id})
     return registry.build_classifier(family, dict(arch or {}), vocab_size=len(tokenizer), num_labels=num_labels,
-                                     pad_token_id=tokenizer.pad_token_id, seed=seed)
+                                     pad_token_id=tokenizer.pad_token_id, seed=seed,
+                                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
 
 
 def finetune_job(*, train_path: str | Path, tokenizer_file: str | Path | None, model_dir: str | Path,
