@@ -10,6 +10,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Tests import workflow scripts by path; like Snakemake, make their folder importable (for _repo_path).
+sys.path.append(str(REPO / "workflow_scripts"))
+
 
 @pytest.fixture(scope="session")
 def repo() -> Path:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
 from kernels.evaluation.advglue import score_prediction_files
 from kernels.io import write_json
 

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
 from kernels.evaluation.job import evaluate_job
 from kernels.ops.backend import set_force_torch
 

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
 from kernels.ops.backend import set_force_torch
 from kernels.training.job import finetune_job
 

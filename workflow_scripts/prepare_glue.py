@@ -8,6 +8,7 @@ Run by the `script:` directive (a global `snakemake` object), or by hand:
 import argparse
 from pathlib import Path
 
+import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
 from kernels.data import get_task, log_to, prepare_glue
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
 from kernels.evaluation.tables import metrics_table, scores_table, throughput_table
 from kernels.io import write_csv
 

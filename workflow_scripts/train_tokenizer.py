@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
 from kernels.data import iter_texts, log_to
 from kernels.tokenization import save_tokenizer, train_tokenizer
 
