@@ -79,6 +79,10 @@ def test_sweep_rows_and_values(sweeps, family):
     decode = frame[frame["mode"] == "decode"]
     np.testing.assert_allclose(decode["tokens_per_s"], decode["batch_size"] / decode["median_ms"] * 1e3)
     np.testing.assert_allclose(frame["achieved_gflops"], frame["flops_per_token"] * frame["tokens_per_s"] / 1e9)
+    # One matmul peak per sweep, measured before the points; MFU of every real point against it.
+    assert frame["peak_gflops"].nunique() == 1 and (frame["peak_gflops"] > 0).all()
+    assert ((frame["mfu"] > 0) & (frame["mfu"] < 1.5)).all()
+    np.testing.assert_allclose(frame["mfu"], frame["achieved_gflops"] / frame["peak_gflops"])
     assert frame.loc[frame["mode"] != "decode", "state_mb"].isna().all()
 
 
@@ -122,6 +126,7 @@ def test_out_of_memory_point_is_recorded_and_sweep_goes_on():
     assert status[("train", 16)] == "ok" and status[("prefill", 16)] == "ok"
     oom = frame[frame["status"] == "oom"]
     assert oom["median_ms"].isna().all() and (oom["params"] > 0).all()
+    assert oom["mfu"].isna().all() and (oom["peak_gflops"] > 0).all()
 
 
 def test_tables_script_concatenates_and_fits(sweeps, tmp_path):
@@ -133,6 +138,8 @@ def test_tables_script_concatenates_and_fits(sweeps, tmp_path):
     slopes = pd.read_csv(tmp_path / "slopes.csv")
     assert len(slopes) == 3 * 3 * 2  # model x mode x batch size
     assert slopes["slope"].notna().all() and (slopes["n_points"] == 2).all()
+    assert ((slopes["median_mfu"] > 0) & (slopes["median_mfu"] <= slopes["max_mfu"])).all()
+    assert (slopes["max_mfu"] < 1.5).all() and (slopes["peak_gflops"] > 0).all()
 
 
 def synthetic_efficiency(slopes: dict[tuple[str, str], float], noise: float = 0.0) -> pd.DataFrame:

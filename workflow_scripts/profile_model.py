@@ -1,5 +1,8 @@
 """Snakemake script: efficiency sweep of one model -> results/efficiency/{model}.csv.
 
+The sweep first measures the device's dense matmul peak (same device, dtype and threads as the points):
+every row carries it as ``peak_gflops`` and its ``mfu = achieved_gflops / peak_gflops``.
+
 input: (code only); output: ``csv``; params: ``family``, ``arch``, ``pretrained``, ``revision``,
 ``vocab_size`` (None for a pretrained checkpoint), ``settings`` (the profile section), ``model_name``,
 ``force_torch``; threads: used when the settings give no ``threads``.
@@ -10,6 +13,7 @@ import argparse
 import json
 import os
 
+import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
 from kernels.io import write_csv
 from kernels.ops.backend import FORCE_TORCH_ENV, set_force_torch
 from kernels.profiling import ModelSpec, profile_model, settings_from_dict

@@ -1,11 +1,14 @@
 """Snakemake script: results/efficiency/*.csv -> results/tables/efficiency.csv and efficiency_slopes.csv.
 
-input: ``csvs`` (list); output: ``efficiency``, ``slopes``.
+input: ``csvs`` (list); output: ``efficiency``, ``slopes`` (log-log slope per model, mode and batch size, with
+the median and best MFU of the same points and the matmul peak behind them: ``median_mfu``, ``max_mfu``,
+``peak_gflops``).
 """
 
 
 import argparse
 
+import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
 from kernels.io import write_csv
 from kernels.profiling import combine_efficiency
 

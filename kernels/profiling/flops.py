@@ -21,6 +21,18 @@ positions the token attends to):
 
 Context used per mode for a sequence of length n: ``prefill``/``train`` average over positions,
 c = (n + 1) / 2 (causal); ``decode`` average over the generated tokens, c = n + (T + 1) / 2.
+
+MFU (model FLOPs utilisation) of a measured point, as in the profiler's CSV columns::
+
+    flops_per_token = F(mode)                  # forward_flops_per_token, times 3 for train
+    achieved_gflops = flops_per_token * tokens_per_s / 1e9
+    mfu             = achieved_gflops / peak_gflops
+
+where ``tokens_per_s`` counts the tokens a timed sample processes (batch x seq_len for train and
+prefill, batch per decoded step) over its median time, and ``peak_gflops`` is the dense matmul peak
+measured on the same device, dtype and thread count just before the points
+(:func:`kernels.profiling.peak.measure_matmul_peak_gflops`). Work left out of F (norms, activations,
+the optimizer step, Python overhead) costs time but earns no FLOPs, so it lowers the MFU.
 """
 
 from __future__ import annotations

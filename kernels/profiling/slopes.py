@@ -11,7 +11,11 @@ import numpy as np
 import pandas as pd
 
 GROUP_COLUMNS = ["model", "device", "mode", "batch_size"]
-SLOPE_COLUMNS = GROUP_COLUMNS + ["slope", "intercept", "r2", "n_points", "min_seq_len", "max_seq_len"]
+# The MFU summary of the same points rides along (NaN for tables from before MFU was measured):
+# median and best MFU over the fitted lengths, and the matmul peak they were measured against.
+MFU_SUMMARY_COLUMNS = ["median_mfu", "max_mfu", "peak_gflops"]
+SLOPE_COLUMNS = GROUP_COLUMNS + ["slope", "intercept", "r2", "n_points", "min_seq_len", "max_seq_len"
+                                 ] + MFU_SUMMARY_COLUMNS
 
 
 def fit_loglog(seq_lens, times_ms) -> tuple[float, float, float]:
@@ -40,5 +44,14 @@ def fit_slopes(efficiency: pd.DataFrame) -> pd.DataFrame:
         slope, intercept, r2 = fit_loglog(group["seq_len"], group["median_ms"])
         rows.append(dict(zip(GROUP_COLUMNS, key), slope=slope, intercept=intercept, r2=r2,
                          n_points=len(group), min_seq_len=int(group["seq_len"].min()),
-                         max_seq_len=int(group["seq_len"].max())))
+                         max_seq_len=int(group["seq_len"].max()), **mfu_summary(group)))
     return pd.DataFrame(rows, columns=SLOPE_COLUMNS)
+
+
+def mfu_summary(group: pd.DataFrame) -> dict[str, float]:
+    """Median and best ``mfu`` of a group's points and their ``peak_gflops`` (NaN where not measured)."""
+    mfu = group["mfu"].dropna() if "mfu" in group.columns else pd.Series(dtype=float)
+    peak = group["peak_gflops"].dropna() if "peak_gflops" in group.columns else pd.Series(dtype=float)
+    return {"median_mfu": float(mfu.median()) if len(mfu) else float("nan"),
+            "max_mfu": float(mfu.max()) if len(mfu) else float("nan"),
+            "peak_gflops": float(peak.median()) if len(peak) else float("nan")}

@@ -15,13 +15,16 @@ from typing import Any
 import pandas as pd
 
 from kernels.profiling.measure import ModelSpec, count_parameters, is_out_of_memory, resolve_builder, run_point
+from kernels.profiling.peak import measure_matmul_peak_gflops
 from kernels.profiling.settings import ProfileSettings
 
 # DESIGN.md columns first, then the extras.
 DESIGN_COLUMNS = ["model", "device", "mode", "batch_size", "seq_len", "median_ms", "p10_ms", "p90_ms",
                   "tokens_per_s", "peak_mem_mb", "params"]
+# mfu = achieved_gflops / peak_gflops, the device's matmul peak measured at the start of the sweep
+# (see kernels.profiling.flops and kernels.profiling.peak).
 EXTRA_COLUMNS = ["status", "threads", "dtype", "state_mb", "flops_per_token", "achieved_gflops", "repeats",
-                 "device_name"]
+                 "device_name", "peak_gflops", "mfu"]
 COLUMNS = DESIGN_COLUMNS + EXTRA_COLUMNS
 STATUSES = ("ok", "oom")
 
@@ -120,10 +123,13 @@ def _profile_cuda(spec: ModelSpec, settings: ProfileSettings) -> list[dict[str, 
     device = torch.device("cuda")
     model = resolve_builder(spec.builder)(spec).to(device=device, dtype=getattr(torch, settings.dtype))
     params = count_parameters(model)
+    # Measured first, on the points' device and dtype: the denominator of their MFU.
+    peak_gflops = measure_matmul_peak_gflops(device, settings.dtype)
+    print(f"[profile] matmul peak {peak_gflops:.1f} GFLOP/s ({settings.dtype})", file=sys.stderr, flush=True)
     results = []
     for point in grid_points(settings):
         result = _profile_cuda_point(model, spec, point, settings, device)
-        result.update(point, params=params)
+        result.update(point, params=params, peak_gflops=peak_gflops)
         print(f"[profile] {point['mode']} batch={point['batch_size']} seq_len={point['seq_len']}: "
               f"{result['status']}", file=sys.stderr, flush=True)
         results.append(result)
@@ -138,6 +144,8 @@ def profile_model(spec: ModelSpec, settings: ProfileSettings, model_name: str,
     kernels.profiling.worker``). ``in_process=True`` forks the children from this process instead, which
     saves starting that server (seconds) but is allowed only with ``threads == 1``.
     Raises :class:`ProfilingError` when a point fails for another reason (a bug must not become a row).
+    Every row carries the device's matmul peak measured before the points (``peak_gflops``) and the
+    point's ``mfu`` against it.
     """
     device = resolve_device(settings.device)
     if device == "cuda":
@@ -154,4 +162,7 @@ def profile_model(spec: ModelSpec, settings: ProfileSettings, model_name: str,
     frame = pd.DataFrame(results)
     frame["model"], frame["device"], frame["device_name"] = model_name, device, device_name
     frame["threads"], frame["dtype"] = settings.threads, settings.dtype
-    return frame.reindex(columns=COLUMNS)
+    frame = frame.reindex(columns=COLUMNS)
+    # Points that ran out of memory have no achieved rate, so no MFU (NaN).
+    frame["mfu"] = frame["achieved_gflops"] / frame["peak_gflops"]
+    return frame

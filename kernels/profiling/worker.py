@@ -5,10 +5,11 @@ results, one per point, on stdout.
 Why a separate process that forks: peak RSS is per process and memory freed by the allocator is not
 returned to the system, so points measured one after another in one process would hide each other's
 peaks. A forked child starts from the server's memory image, so its peak RSS growth is exactly the
-point's own (less library code paged in on first use, see ``_measure_in_child``). GNU OpenMP's thread pool does not survive fork (a child that uses OpenMP after the
-parent has used it hangs), so this server computes with one thread only and never starts the pool;
-the children then run with the configured number of threads. Spawning a fresh interpreter per point
-instead would cost an import of torch (seconds) per point.
+point's own (less library code paged in on first use, see ``_measure_in_child``). GNU OpenMP's thread
+pool does not survive fork (a child that uses OpenMP after the parent has used it hangs), so this server
+computes with one thread only and never starts the pool; the children then run with the configured
+number of threads, and so does the child that measures the matmul peak (``measure_peak_forked``).
+Spawning a fresh interpreter per point instead would cost an import of torch (seconds) per point.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import select
 import signal
 import sys
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 # Generous: a point that has not finished in this time is hung, not slow.
 POINT_TIMEOUT_S = 1800.0
@@ -97,15 +98,16 @@ def _read_child(read_fd: int, pid: int) -> bytes:
         chunks.append(chunk)
 
 
-def run_forked(model, spec, point, settings, device) -> dict[str, Any]:
-    """Measure ``point`` in a forked child; a child killed by SIGKILL (the OOM killer) counts as OOM."""
+def _run_in_child(compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``compute`` in a forked child and return its JSON-able result; a child killed by SIGKILL (the
+    OOM killer) gives status ``oom``, any other death status ``error``."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         os.close(read_fd)
         code = 0
         try:
-            result = _measure_in_child(model, spec, point, settings, device)
+            result = compute()
             with os.fdopen(write_fd, "w", encoding="utf-8") as out:
                 json.dump(result, out)
         except BaseException:  # noqa: BLE001 - a child must never return into the server's code
@@ -129,6 +131,25 @@ def run_forked(model, spec, point, settings, device) -> dict[str, Any]:
                                          "without a result (see its traceback above)"}
 
 
+def run_forked(model, spec, point, settings, device) -> dict[str, Any]:
+    """Measure ``point`` in a forked child (its own peak RSS, see the module docstring)."""
+    return _run_in_child(lambda: _measure_in_child(model, spec, point, settings, device))
+
+
+def _peak_in_child(settings) -> dict[str, Any]:
+    from kernels.profiling.peak import measure_matmul_peak_gflops
+
+    return {"status": "ok", "peak_gflops": measure_matmul_peak_gflops("cpu", settings.dtype, settings.threads)}
+
+
+def measure_peak_forked(settings) -> float:
+    """The CPU matmul peak with the points' thread count: in a child, since the server keeps one thread."""
+    result = _run_in_child(lambda: _peak_in_child(settings))
+    if result.get("status") != "ok":
+        raise RuntimeError(f"measuring the matmul peak failed ({result.get('status')}): {result.get('error')}")
+    return float(result["peak_gflops"])
+
+
 def serve(job: dict[str, Any]) -> list[dict[str, Any]]:
     import torch
 
@@ -142,10 +163,14 @@ def serve(job: dict[str, Any]) -> list[dict[str, Any]]:
     device = torch.device("cpu")
     model = resolve_builder(spec.builder)(spec).to(device=device, dtype=getattr(torch, settings.dtype))
     params = count_parameters(model)
+    # Measured first, on the points' device, dtype and thread count: the denominator of their MFU.
+    peak_gflops = measure_peak_forked(settings)
+    print(f"[profile] matmul peak {peak_gflops:.1f} GFLOP/s ({settings.dtype}, {settings.threads} thread(s))",
+          file=sys.stderr, flush=True)
     results = []
     for point in job["points"]:
         result = run_forked(model, spec, point, settings, device)
-        result.update(point, params=params)
+        result.update(point, params=params, peak_gflops=peak_gflops)
         print(f"[profile] {point['mode']} batch={point['batch_size']} seq_len={point['seq_len']}: "
               f"{result['status']} median_ms={result.get('median_ms', float('nan')):.3f}",
               file=sys.stderr, flush=True)
