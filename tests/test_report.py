@@ -38,7 +38,10 @@ def write_metrics(path: Path, models, tasks, advglue=True, seeds=(0,)) -> None:
                                      method="all", metric="accuracy", value=acc, ci_low=acc - 0.05,
                                      ci_high=acc + 0.05, n=100))
                     if dataset == "advglue":
-                        rows.append(dict(rows[-1], level="word", method="textfooler", value=acc - 0.1))
+                        # As evaluate writes them: per level over all methods, per method over all levels.
+                        whole = rows[-1]
+                        rows.append(dict(whole, level="word", value=acc - 0.1, ci_low=acc - 0.2, ci_high=acc))
+                        rows.append(dict(whole, method="TextFooler", value=acc - 0.15))
                 if advglue:
                     rows.append(dict(model=model, task=task, seed=seed, dataset="advglue", split=task, level="all",
                                      method="all", metric="robustness_drop", value=0.25, ci_low=0.2, ci_high=0.3,
@@ -208,7 +211,7 @@ def test_headline_values_match_the_tables(tmp_path):
     glue = metrics.query("dataset == 'glue' and metric == 'accuracy' and level == 'all'")
     expected = glue.groupby("model")["value"].mean()
     for name, label in MODELS.items():
-        assert table.loc[label, "GLUE accuracy (mean over tasks)"] == pytest.approx(expected[name])
+        assert table.loc[label, "GLUE accuracy"] == pytest.approx(expected[name])
     # Transformer++ ran out of memory for training at 256, so the common training length is 128.
     efficiency = pd.read_csv(paths["efficiency"])
     gla = efficiency.query("model == 'gla' and mode == 'train' and seq_len == 128")["tokens_per_s"].iloc[0]
@@ -221,3 +224,56 @@ def test_report_script_rejects_figure_list_mismatch(tmp_path):
     with pytest.raises(ValueError, match="figures"):
         main(**{k: str(v) for k, v in table_paths(tmp_path).items()}, html=str(tmp_path / "index.html"),
              figures=[str(tmp_path / "figures" / "other.svg")], config={}, models=MODELS, report={})
+
+
+def test_page_has_every_section_and_setup(full_report):
+    page, _, _ = full_report
+    for section in ("setup", "headline", "missing-pieces", "performance", "robustness", "efficiency", "tradeoff"):
+        assert f'<section id="{section}">' in page, section
+        assert f'href="#{section}"' in page, section
+    setup = re.search(r'<section id="setup">(.*?)</section>', page, flags=re.S).group(1)
+    # Parameter counts come from efficiency.csv, the device from its device_name column.
+    assert "1,500,000" in setup and "test cpu" in setup
+    assert 'id="setup-versions"' in setup and "altair" in setup
+    assert 'id="config"' in setup
+
+
+def test_every_chart_shares_the_model_highlight(full_report):
+    page, _, _ = full_report
+    for name, spec in embedded_specs(page).items():
+        assert {"name": "highlight", "value": None} in spec["params"], name
+        assert "datum.label == highlight" in json.dumps(spec), name
+    for label in MODELS.values():
+        assert f'data-model="{label}"' in page
+
+
+def test_advglue_levels_chart_has_intervals_per_level(full_report):
+    page, _, _ = full_report
+    spec = embedded_specs(page)["advglue_levels"]
+    rows = next(iter(spec["datasets"].values()))
+    levels = {row["level"] for row in rows}
+    assert levels == {"all levels", "word"}
+    assert all(row["ci_low"] <= row["value"] <= row["ci_high"] for row in rows)
+
+
+def test_headline_marks_the_best_value(full_report):
+    page, _, _ = full_report
+    headline = re.search(r'<table class="data" id="headline">(.*?)</table>', page, flags=re.S).group(1)
+    assert "GLUE accuracy ↑" in headline and "Robustness drop ↓" in headline
+    assert headline.count('class="best') >= 3
+
+
+def test_pareto_table_names_dominating_models(tmp_path):
+    from kernels.report.build import pareto_table
+
+    paths = table_paths(tmp_path)
+    write_metrics(paths["metrics"], MODELS, TASKS)
+    write_efficiency(paths["efficiency"], paths["slopes"], MODELS)
+    table = pareto_table(load_report_data(paths, MODELS))
+    assert list(table.index) == list(MODELS.values())
+    for label, row in table.iterrows():
+        if row["Pareto front"] == "Pareto-optimal":
+            assert row["Dominated by"] == "–"
+        else:
+            assert row["Dominated by"] != "–" and label not in row["Dominated by"]
+    assert (table["Pareto front"] == "Pareto-optimal").any()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
 from kernels.report import FIGURES, build_report
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import vl_convert
 import yaml
 
 from kernels.io import atomic_path, write_text
-from kernels.report.charts import FIGURE_LIST, Style
-from kernels.report.page import chart_block, page, vegalite_version
+from kernels.report.charts import FIGURE_LIST, Figure, Style, build_figure, tradeoff_points
+from kernels.report.page import Section, chart_block, page, vegalite_version
+from kernels.report.setup import data_table, hardware_table, models_table, versions_table
 from kernels.report.tables import (ReportData, largest_common_point, model_order, per_model_mean, read_table,
                                    set_names, totals)
 
@@ -81,9 +83,9 @@ def headline_table(data: ReportData) -> pd.DataFrame:
     columns: dict[str, pd.Series] = {}
     if efficiency is not None:
         columns["Parameters"] = efficiency.groupby("model")["params"].max()
-    columns["GLUE accuracy (mean over tasks)"] = per_model_mean(totals(metrics, "accuracy", ("glue",)))
-    columns["AdvGLUE accuracy (mean over tasks)"] = per_model_mean(totals(metrics, "accuracy", ("advglue",)))
-    columns["Robustness drop (mean)"] = per_model_mean(
+    columns["GLUE accuracy"] = per_model_mean(totals(metrics, "accuracy", ("glue",)))
+    columns["AdvGLUE accuracy"] = per_model_mean(totals(metrics, "accuracy", ("advglue",)))
+    columns["Robustness drop"] = per_model_mean(
         totals(metrics, "robustness_drop", ("advglue", "glue", "advglue_original")))
     scores = data.get("scores")
     if scores is not None:
@@ -115,6 +117,7 @@ def task_table(data: ReportData) -> pd.DataFrame:
                          cell=[f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in
                                zip(frame["value"], frame["ci_low"], frame["ci_high"])])
     table = frame.pivot_table(index=["model", "task"], columns="set", values="cell", aggfunc="first")
+    table = table[sorted(table.columns, key=lambda name: (not str(name).startswith("GLUE"), str(name)))]
     order = {name: i for i, name in enumerate(data.labels)}
     table = table.sort_index(key=lambda level: level.map(order) if level.name == "model" else level)
     table = table.reset_index()
@@ -138,6 +141,19 @@ def slopes_table(data: ReportData) -> pd.DataFrame:
     return table
 
 
+HIGHER_IS_BETTER = ("GLUE accuracy", "AdvGLUE accuracy", "AdvGLUE score", "Train tokens/s", "Fine-tune tokens/s")
+LOWER_IS_BETTER = ("Robustness drop", "Prefill ms", "Decode ms", "Decode state", "Train peak")
+
+
+def better_direction(column: str) -> str | None:
+    """"max" or "min" when a headline column has a better end (marked in the page), else None."""
+    if column.startswith(HIGHER_IS_BETTER):
+        return "max"
+    if column.startswith(LOWER_IS_BETTER):
+        return "min"
+    return None
+
+
 def _format(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -149,12 +165,41 @@ def _format(value: Any) -> str:
     return f"{value:.3f}"
 
 
-def html_table(table: pd.DataFrame, table_id: str) -> str:
+TEXT_CLASS = ' class="text"'
+
+
+def _best_rows(column: pd.Series, direction: str | None) -> set[int]:
+    numbers = pd.to_numeric(column, errors="coerce")
+    if direction is None or numbers.notna().sum() < 2:
+        return set()
+    best = numbers.max() if direction == "max" else numbers.min()
+    return {i for i, v in enumerate(numbers) if v == best}
+
+
+def html_table(table: pd.DataFrame, table_id: str, mark_best: bool = False) -> str:
+    """An HTML table; with ``mark_best``, the best value of each column that has a better end is bold."""
     if table.empty:
         return f'<p id="{table_id}">No data.</p>'
     if table.index.name is not None:
         table = table.reset_index()
-    return table.map(_format).to_html(table_id=table_id, classes="data", index=False, escape=True)
+    text_columns = {c for c in table.columns if table[c].map(lambda v: isinstance(v, str)).all()}
+    header = "".join(f"<th{TEXT_CLASS if c in text_columns else ''}>{html.escape(str(c))}"
+                     f"{_arrow(c) if mark_best else ''}</th>" for c in table.columns)
+    best = {c: _best_rows(table[c], better_direction(str(c))) if mark_best else set() for c in table.columns}
+    rows = []
+    for i, record in enumerate(table.itertuples(index=False)):
+        cells = []
+        for column, value in zip(table.columns, record):
+            classes = [n for n, on in (("best", i in best[column]), ("text", isinstance(value, str))) if on]
+            attribute = f' class="{" ".join(classes)}"' if classes else ""
+            cells.append(f"<td{attribute}>{html.escape(_format(value))}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (f'<table class="data" id="{table_id}"><thead><tr>{header}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _arrow(column: Any) -> str:
+    return {"max": " ↑", "min": " ↓"}.get(better_direction(str(column)) or "", "")
 
 
 def config_yaml(config: dict[str, Any]) -> str:
@@ -163,12 +208,12 @@ def config_yaml(config: dict[str, Any]) -> str:
     return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)
 
 
-def render_figures(data: ReportData, style: Style, figures_dir: str | os.PathLike) -> list[tuple[Any, dict]]:
+def render_figures(data: ReportData, style: Style, figures_dir: str | os.PathLike) -> list[tuple[Figure, dict]]:
     """Build every chart, write ``{name}.svg`` and ``{name}.png``; returns (figure, spec) pairs."""
     version = vegalite_version()
     built = []
     for figure in FIGURE_LIST:
-        spec = figure.build(data, style).to_dict()
+        spec = build_figure(figure, data, style)
         svg = vl_convert.vegalite_to_svg(spec, vl_version=version)
         png = vl_convert.vegalite_to_png(spec, vl_version=version, scale=2)
         write_text(Path(figures_dir) / f"{figure.name}.svg", svg)
@@ -176,6 +221,86 @@ def render_figures(data: ReportData, style: Style, figures_dir: str | os.PathLik
             tmp.write_bytes(png)
         built.append((figure, spec))
     return built
+
+
+def pareto_table(data: ReportData) -> pd.DataFrame:
+    """The trade-off chart's numbers: per model throughput, mean accuracies and whether it is Pareto-optimal."""
+    frame, x_title = tradeoff_points(data)
+    if frame.empty:
+        return frame
+    frame = frame.assign(model=frame["model"].map(lambda m: data.labels.get(m, m)),
+                         dominated_by=frame["dominated_by"].map(
+                             lambda names: ", ".join(data.labels.get(n, n) for n in names) or "–"))
+    frame = frame.rename(columns={"model": "Model", "tokens_per_s": x_title[:1].upper() + x_title[1:],
+                                  "glue_acc": "Mean GLUE accuracy", "advglue_acc": "Mean AdvGLUE accuracy",
+                                  "pareto": "Pareto front", "dominated_by": "Dominated by"})
+    return frame.set_index("Model").reindex([label for label in data.labels.values()
+                                             if label in set(frame["Model"])])
+
+
+def _subsection(title: str, body: str) -> str:
+    return f"<div><h3>{html.escape(title)}</h3>\n{body}</div>"
+
+
+def versions_list(versions: pd.DataFrame) -> str:
+    items = "".join(f"<li><b>{html.escape(p)}</b> {html.escape(v)}</li>" for p, v in versions.itertuples(index=False))
+    return f'<ul class="versions" id="setup-versions">{items}</ul>'
+
+
+def setup_section(data: ReportData, config: dict[str, Any]) -> str:
+    source = (config.get("data") or {}).get("source", "–")
+    seeds = ", ".join(str(s) for s in config.get("seeds") or []) or "–"
+    data_note = (f'<p class="hint">Data source: <code>{html.escape(str(source))}</code>; seeds: {html.escape(seeds)}. '
+                 "GLUE validation sets serve as test sets (GLUE test labels are not public); AdvGLUE is its dev "
+                 "set.</p>")
+    grid = "".join([
+        _subsection("Models", html_table(models_table(data, config), "setup-models")),
+        _subsection("Data", html_table(data_table(data, config), "setup-data") + data_note),
+        _subsection("Hardware", html_table(hardware_table(data, config), "setup-hardware")),
+        _subsection("Software", versions_list(versions_table())),
+    ])
+    configuration = ('<details><summary>Configuration used (YAML)</summary>\n<pre class="config" id="config">'
+                     f"{html.escape(config_yaml(config))}</pre></details>")
+    return f'<div class="grid">{grid}</div>\n{configuration}'
+
+
+def figure_blocks(figures: list[tuple[Figure, dict]], section: str, extra: str = "") -> str:
+    """The section's charts (and ``extra`` content) side by side where the page is wide enough."""
+    blocks = "\n".join(chart_block(f.name, f.heading, f.caption, spec) for f, spec in figures if f.section == section)
+    return f'<div class="figures">{blocks}{extra}</div>'
+
+
+def report_sections(data: ReportData, config: dict[str, Any], figures: list[tuple[Figure, dict]]) -> list[Section]:
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in data.notes) or "<li>Nothing missing.</li>"
+    headline_hint = ('<p class="hint">Means over tasks (and seeds). ↑ higher is better, ↓ lower is better; the best '
+                     "value of each column is bold. Efficiency columns are taken at the largest sequence length "
+                     "(after @) that every model reached.</p>")
+    return [
+        Section("setup", "Setup", setup_section(data, config)),
+        Section("headline", "Headline numbers", headline_hint + html_table(headline_table(data), "headline",
+                                                                            mark_best=True)),
+        Section("missing-pieces", "What is missing", f'<ul class="notes" id="missing">{notes}</ul>'),
+        Section("performance", "Performance (GLUE)", figure_blocks(
+            figures, "performance", "<div><h3>Accuracy per task and evaluation set [95% CI]</h3>\n"
+            + html_table(task_table(data), "tasks") + "</div>")),
+        Section("robustness", "Robustness (AdvGLUE)", figure_blocks(figures, "robustness")),
+        Section("efficiency", "Efficiency (scaling)", figure_blocks(
+            figures, "efficiency", "<div><h3>Scaling exponents</h3>\n<p class=\"hint\">Slope of log(latency) "
+            "against log(sequence length), least squares over the profiled lengths: about 1 is linear, 2 "
+            "quadratic; for decode (latency per token) about 0 means a constant cost per token.</p>\n"
+            + html_table(slopes_table(data), "slopes") + "</div>")),
+        Section("tradeoff", "Trade-off", figure_blocks(figures, "tradeoff")
+                + "\n" + html_table(pareto_table(data), "pareto")),
+    ]
+
+
+def subtitle(config: dict[str, Any], data: ReportData) -> str:
+    run = config.get("run_name", "unnamed run")
+    tasks = ", ".join(config.get("tasks") or []) or "–"
+    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"Run {run}: {', '.join(data.labels.values()) or 'no models'} on {tasks}. Built {built}. "
+            "Click a model (button above the charts, or any of its marks) to highlight it in every chart; hover "
+            "for values.")
 
 
 def build_report(paths: dict[str, str | os.PathLike | None], html_path: str | os.PathLike,
@@ -187,17 +312,7 @@ def build_report(paths: dict[str, str | os.PathLike | None], html_path: str | os
     data = load_report_data(paths, dict(models or {}))
     style = Style(width=int(settings["width"]), height=int(settings["height"]), labels=data.labels)
     figures = render_figures(data, style, figures_dir)
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in data.notes) or "<li>Nothing missing.</li>"
-    sections = [
-        f'<h2>Summary</h2>\n{html_table(headline_table(data), "headline")}',
-        f'<h2>Missing pieces</h2>\n<ul class="notes" id="missing">{notes}</ul>',
-        "<h2>Charts</h2>\n" + "\n".join(chart_block(f.name, f.heading, f.caption, spec) for f, spec in figures),
-        f'<h2>Accuracy per task</h2>\n{html_table(task_table(data), "tasks")}',
-        "<h2>Scaling exponents</h2>\n<p>Slope of log(latency) against log(sequence length), least squares over "
-        "the profiled lengths: about 1 is linear, 2 quadratic; for decode (latency per token) about 0 means a "
-        f'constant cost per token.</p>\n{html_table(slopes_table(data), "slopes")}',
-        '<h2>Configuration</h2>\n<pre class="config" id="config">'
-        f'{html.escape(config_yaml(config))}</pre>',
-    ]
-    write_text(html_path, page(str(settings["title"]), bool(config.get("demo", False)), sections))
+    colours = dict(zip(style.domain, style.colours()))
+    write_text(html_path, page(str(settings["title"]), bool(config.get("demo", False)), subtitle(config, data),
+                               colours, report_sections(data, config, figures)))
     return data.notes

@@ -1,4 +1,9 @@
-"""The report's Altair charts. Each builder returns a chart, or a placeholder saying what is missing."""
+"""The report's Altair charts. Each builder returns a chart, or a placeholder saying what is missing.
+
+Every chart shares two things so the page can treat them as one figure set: the colour scale of the models
+(:meth:`Style.model_color`, same domain and colours everywhere) and a variable parameter ``highlight``
+(:data:`HIGHLIGHT`, a model label or null) that dims every other model. The page sets ``highlight`` in all
+charts at once when a model is picked, so one selection highlights a model across the whole report."""
 
 from __future__ import annotations
 
@@ -8,12 +13,16 @@ from typing import Callable
 import altair as alt
 import pandas as pd
 
-from kernels.report.tables import (ReportData, largest_common_point, pareto_flags, per_model_mean, set_names,
-                                   totals, with_labels)
+from kernels.report.tables import (ReportData, aggregate_seeds, dominators, largest_common_point, pareto_flags,
+                                   per_model_mean, set_names, totals, with_labels)
 
 # Tableau 10: distinguishable, colour-blind friendlier than the default ordinal schemes.
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
            "#9c755f", "#bab0ac"]
+HIGHLIGHT = "highlight"
+DIMMED_OPACITY = 0.15
+LEVEL_ORDER = ["all levels", "word", "sentence", "human"]
+MODE_ORDER = ["train", "prefill", "decode"]
 
 
 @dataclass(frozen=True)
@@ -22,17 +31,63 @@ class Style:
     height: int
     labels: dict[str, str]  # model name -> label, in display order
 
+    @property
+    def domain(self) -> list[str]:
+        return list(dict.fromkeys(self.labels.values()))
+
+    def colours(self) -> list[str]:
+        return [PALETTE[i % len(PALETTE)] for i in range(len(self.domain))]
+
     def model_color(self, title: str = "Model") -> alt.Color:
         # One fixed domain for every chart, so a model keeps its colour even where others are absent.
-        domain = list(dict.fromkeys(self.labels.values()))
-        colours = [PALETTE[i % len(PALETTE)] for i in range(len(domain))]
-        return alt.Color("label:N", title=title, scale=alt.Scale(domain=domain, range=colours))
+        return alt.Color("label:N", title=title, scale=alt.Scale(domain=self.domain, range=self.colours()),
+                         sort=self.domain)
+
+    def highlight_opacity(self, full: float = 1.0) -> alt.Opacity:
+        """Full opacity for the highlighted model (or every model when none is), dimmed for the others."""
+        return alt.condition(f"{HIGHLIGHT} == null || datum.label == {HIGHLIGHT}", alt.value(full),
+                             alt.value(DIMMED_OPACITY))
 
 
 def placeholder(message: str, style: Style) -> alt.Chart:
     frame = pd.DataFrame({"message": [message]})
-    return alt.Chart(frame).mark_text(fontSize=14, color="#777").encode(text="message:N").properties(
-        width=style.width, height=80)
+    return alt.Chart(frame).mark_text(fontSize=14, color="#777").encode(
+        text="message:N", tooltip=alt.Tooltip("message:N", title="missing")).properties(width=style.width, height=80)
+
+
+def _ci_tooltip(value_title: str, fmt: str = ".3f") -> list:
+    return [alt.Tooltip("label:N", title="model"), alt.Tooltip("value:Q", title=value_title, format=fmt),
+            alt.Tooltip("ci_low:Q", title="95% CI low", format=fmt),
+            alt.Tooltip("ci_high:Q", title="95% CI high", format=fmt), alt.Tooltip("seeds:Q", title="seeds")]
+
+
+def _bars_with_ci(frame: pd.DataFrame, style: Style, x: str, x_title: str, value_title: str, title: str,
+                  y_domain: tuple[float, float] | None = None, x_sort: list[str] | None = None) -> alt.LayerChart:
+    """Grouped bars (one per model within each ``x`` group), with a 95% CI whisker where one exists."""
+    if "seeds" not in frame.columns:
+        frame = frame.assign(seeds=pd.NA)
+    base = alt.Chart(frame).encode(
+        x=alt.X(f"{x}:N", title=x_title, sort=x_sort, axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("label:N", sort=style.domain),
+        opacity=style.highlight_opacity(),
+        tooltip=[alt.Tooltip(f"{x}:N", title=x_title)] + _ci_tooltip(value_title))
+    scale = alt.Scale(domain=list(y_domain)) if y_domain else alt.Scale()
+    layers = [base.mark_bar().encode(y=alt.Y("value:Q", title=value_title, scale=scale), color=style.model_color())]
+    if frame["ci_low"].notna().any():
+        layers.append(base.mark_rule(color="#222", strokeWidth=1.5).encode(y="ci_low:Q", y2="ci_high:Q"))
+    return alt.layer(*layers).properties(width=style.width, height=style.height, title=title)
+
+
+def glue_accuracy(data: ReportData, style: Style) -> alt.Chart:
+    frame = totals(data.get("metrics"), "accuracy", ("glue",))
+    if frame.empty:
+        return placeholder("no GLUE accuracy in metrics.csv", style)
+    frame = with_labels(frame, style.labels)
+    # MNLI has two validation splits: name them, other tasks are just the task.
+    frame["set"] = frame["task"].where(frame.groupby("task")["split"].transform("nunique") <= 1,
+                                       frame["task"] + " " + frame["split"].astype(str))
+    return _bars_with_ci(frame, style, "set", "GLUE task", "accuracy", "GLUE validation accuracy (95% CI)",
+                         y_domain=(0.0, 1.0))
 
 
 def glue_vs_advglue(data: ReportData, style: Style) -> alt.Chart:
@@ -42,33 +97,54 @@ def glue_vs_advglue(data: ReportData, style: Style) -> alt.Chart:
     frame = with_labels(frame, style.labels)
     frame["set"] = set_names(frame)
     base = alt.Chart().encode(
-        y=alt.Y("label:N", title=None, sort=list(style.labels.values())),
+        y=alt.Y("label:N", title=None, sort=style.domain),
         yOffset=alt.YOffset("set:N"),
+        opacity=style.highlight_opacity(),
+        tooltip=[alt.Tooltip("task:N"), alt.Tooltip("set:N", title="evaluation set")] + _ci_tooltip("accuracy"),
     )
-    tooltip = ["label:N", "task:N", "set:N", alt.Tooltip("value:Q", format=".3f"),
-               alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"), "seeds:Q"]
-    rules = base.mark_rule().encode(x=alt.X("ci_low:Q", title="accuracy"), x2="ci_high:Q",
-                                    color=style.model_color())
-    points = base.mark_point(filled=True, size=70).encode(
-        x=alt.X("value:Q", title="accuracy", scale=alt.Scale(zero=False)),
-        color=style.model_color(), shape=alt.Shape("set:N", title="Evaluation set"), tooltip=tooltip)
+    rules = base.mark_rule(strokeWidth=2).encode(x=alt.X("ci_low:Q", title="accuracy"), x2="ci_high:Q",
+                                                 color=style.model_color())
+    points = base.mark_point(filled=True, size=80).encode(
+        x=alt.X("value:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
+        color=style.model_color(), shape=alt.Shape("set:N", title="Evaluation set"))
     return alt.layer(rules, points, data=frame).properties(
-        width=style.width // 2, height=max(60, 22 * len(style.labels))).facet(
+        width=max(150, style.width * 2 // 5), height=max(90, 34 * len(style.domain))).facet(
         column=alt.Column("task:N", title="task")).properties(
-        title="Accuracy on GLUE validation vs AdvGLUE (95% CI)")
+        title="Clean GLUE validation vs adversarial AdvGLUE accuracy (95% CI)")
 
 
-def _bars_with_ci(frame: pd.DataFrame, style: Style, value_title: str, title: str) -> alt.LayerChart:
-    base = alt.Chart(frame).encode(x=alt.X("task:N", title="task", axis=alt.Axis(labelAngle=0)),
-                                   xOffset=alt.XOffset("label:N", sort=list(style.labels.values())))
-    bars = base.mark_bar().encode(
-        y=alt.Y("value:Q", title=value_title), color=style.model_color(),
-        tooltip=["label:N", "task:N", alt.Tooltip("value:Q", format=".3f"),
-                 alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f")])
-    layers = [bars]
-    if frame["ci_low"].notna().any():
-        layers.append(base.mark_rule(color="black").encode(y="ci_low:Q", y2="ci_high:Q"))
-    return alt.layer(*layers).properties(width=style.width, height=style.height, title=title)
+def advglue_levels(data: ReportData, style: Style) -> alt.Chart:
+    """AdvGLUE accuracy per task and perturbation level (word, sentence, human-crafted), with 95% CIs."""
+    metrics = data.get("metrics")
+    if metrics is None:
+        return placeholder("no AdvGLUE accuracy by level in metrics.csv", style)
+    rows = metrics[(metrics["dataset"] == "advglue") & (metrics["metric"] == "accuracy")
+                   & (metrics["method"].astype(str) == "all")]
+    if rows.empty:
+        return placeholder("no AdvGLUE accuracy by level in metrics.csv (AdvGLUE not evaluated?)", style)
+    frame = aggregate_seeds(rows.assign(level=rows["level"].astype(str)), ["model", "task", "split", "level"])
+    frame[["ci_low", "ci_high"]] = frame[["ci_low", "ci_high"]].clip(0.0, 1.0)
+    frame["level"] = frame["level"].replace({"all": "all levels"})
+    frame["set"] = frame["split"].astype(str)
+    frame = with_labels(frame, style.labels)
+    n = rows.groupby(["model", "split", "level"])["n"].max().rename("items").reset_index()
+    n["level"] = n["level"].astype(str).replace({"all": "all levels"})
+    frame = frame.merge(n, on=["model", "split", "level"], how="left")
+    base = alt.Chart().encode(
+        x=alt.X("level:N", title="perturbation level", sort=LEVEL_ORDER, axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("label:N", sort=style.domain),
+        opacity=style.highlight_opacity(),
+        tooltip=[alt.Tooltip("set:N", title="AdvGLUE set"), alt.Tooltip("level:N")] + _ci_tooltip("accuracy")
+        + [alt.Tooltip("items:Q", title="items")])
+    rules = base.mark_rule(strokeWidth=2).encode(y=alt.Y("ci_low:Q", title="AdvGLUE accuracy"), y2="ci_high:Q",
+                                                 color=style.model_color())
+    points = base.mark_point(filled=True, size=70).encode(
+        y=alt.Y("value:Q", title="AdvGLUE accuracy", scale=alt.Scale(domain=[0, 1])), color=style.model_color())
+    return alt.layer(rules, points, data=frame).properties(
+        width=max(180, style.width // 2), height=style.height).facet(
+        column=alt.Column("set:N", title="AdvGLUE set")).properties(
+        title="AdvGLUE accuracy by perturbation level (95% CI)").resolve_scale(
+        x="independent", xOffset="independent")  # each set shows only the levels it has
 
 
 def robustness_drop(data: ReportData, style: Style) -> alt.Chart:
@@ -76,7 +152,7 @@ def robustness_drop(data: ReportData, style: Style) -> alt.Chart:
     if frame.empty:
         return placeholder("no robustness_drop rows in metrics.csv (AdvGLUE not evaluated?)", style)
     frame = with_labels(frame, style.labels)
-    return _bars_with_ci(frame, style, "accuracy drop (clean - adversarial)",
+    return _bars_with_ci(frame, style, "task", "task", "accuracy drop (clean − adversarial)",
                          "Robustness drop: accuracy lost under AdvGLUE attacks (95% CI)")
 
 
@@ -84,10 +160,16 @@ def advglue_scores(data: ReportData, style: Style) -> alt.Chart:
     scores = data.get("scores")
     if scores is None:
         return placeholder("no AdvGLUE official scores (advglue_scores.csv)", style)
-    frame = scores.groupby(["model", "task"], sort=False).agg(value=("score", "mean")).reset_index()
-    frame["ci_low"] = frame["ci_high"] = float("nan")
+    frame = aggregate_seeds(scores.rename(columns={"score": "value"}).assign(ci_low=float("nan"),
+                                                                             ci_high=float("nan")),
+                            ["model", "task"])
+    if frame["seeds"].max() <= 1:
+        frame[["ci_low", "ci_high"]] = float("nan")  # one seed: the official score has no interval
     frame = with_labels(frame, style.labels)
-    return _bars_with_ci(frame, style, "AdvGLUE score", "AdvGLUE score per task and overall (official metric)")
+    order = sorted(t for t in frame["task"].unique() if t != "overall") + ["overall"]
+    return _bars_with_ci(frame, style, "task", "AdvGLUE task", "AdvGLUE score",
+                         "AdvGLUE score per task and overall (official metric)", y_domain=(0.0, 1.0),
+                         x_sort=order)
 
 
 def _efficiency_rows(data: ReportData) -> pd.DataFrame | None:
@@ -105,14 +187,20 @@ def _per_mode_lines(frame: pd.DataFrame, style: Style, y: str, y_title: str, y_l
     frame = frame.copy()
     frame["batch"] = "batch " + frame["batch_size"].astype(str)
     y_scale = alt.Scale(type="log") if y_log else alt.Scale()
+    # Dashes tell batch sizes apart; with a single batch size they would only add a useless legend.
+    dashes = ({"strokeDash": alt.StrokeDash("batch:N", title="batch size")}
+              if frame["batch_size"].nunique() > 1 else {})
     chart = alt.Chart(frame).mark_line(point=True).encode(
-        x=alt.X("seq_len:Q", title="sequence length", scale=alt.Scale(type="log", base=2),
+        x=alt.X("seq_len:Q", title="sequence length (tokens)", scale=alt.Scale(type="log", base=2),
                 axis=alt.Axis(values=sorted(frame["seq_len"].unique().tolist()))),
         y=alt.Y(f"{y}:Q", title=y_title, scale=y_scale),
-        color=style.model_color(), strokeDash=alt.StrokeDash("batch:N", title="batch size"),
-        tooltip=["label:N", "mode:N", "batch_size:Q", "seq_len:Q"] + extra_tooltip,
-    ).properties(width=style.width // 2, height=style.height)
-    return chart.facet(column=alt.Column("mode:N", title="mode", sort=["train", "prefill", "decode"]),
+        color=style.model_color(), opacity=style.highlight_opacity(), **dashes,
+        tooltip=[alt.Tooltip("label:N", title="model"), "mode:N", alt.Tooltip("batch_size:Q", title="batch size"),
+                 alt.Tooltip("seq_len:Q", title="sequence length")] + extra_tooltip,
+    ).properties(width=max(180, style.width // 2 + 20), height=style.height)
+    modes = [m for m in MODE_ORDER if m in set(frame["mode"])]
+    return chart.facet(column=alt.Column("mode:N", title=None, sort=modes,
+                                         header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
                        title=title).resolve_scale(y="independent")
 
 
@@ -122,10 +210,11 @@ def efficiency_scaling(data: ReportData, style: Style) -> alt.Chart:
         return placeholder("no efficiency measurements (efficiency.csv)", style)
     frame = with_labels(rows, style.labels)
     return _per_mode_lines(
-        frame, style, "median_ms", "median latency (ms; decode: per token)", True,
-        "Latency vs sequence length (log-log)",
-        [alt.Tooltip("median_ms:Q", format=".2f"), alt.Tooltip("p10_ms:Q", format=".2f"),
-         alt.Tooltip("p90_ms:Q", format=".2f"), alt.Tooltip("tokens_per_s:Q", format=",.0f")])
+        frame, style, "median_ms", "median latency (ms; decode: ms per token)", True,
+        "Latency vs sequence length (log-log): train step, prefill, decode per token",
+        [alt.Tooltip("median_ms:Q", title="median ms", format=".2f"),
+         alt.Tooltip("p10_ms:Q", title="p10 ms", format=".2f"), alt.Tooltip("p90_ms:Q", title="p90 ms", format=".2f"),
+         alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.0f")])
 
 
 def memory_scaling(data: ReportData, style: Style) -> alt.Chart:
@@ -134,8 +223,8 @@ def memory_scaling(data: ReportData, style: Style) -> alt.Chart:
         return placeholder("no peak memory measurements (efficiency.csv)", style)
     frame = with_labels(rows[rows["peak_mem_mb"].notna()], style.labels)
     return _per_mode_lines(frame, style, "peak_mem_mb", "peak memory growth (MiB)", False,
-                           "Peak memory vs sequence length",
-                           [alt.Tooltip("peak_mem_mb:Q", format=".1f")])
+                           "Peak memory growth vs sequence length",
+                           [alt.Tooltip("peak_mem_mb:Q", title="peak MiB", format=".1f")])
 
 
 def decode_state(data: ReportData, style: Style) -> alt.Chart:
@@ -148,14 +237,21 @@ def decode_state(data: ReportData, style: Style) -> alt.Chart:
         x=alt.X("seq_len:Q", title="context length (tokens)", scale=alt.Scale(type="log", base=2),
                 axis=alt.Axis(values=sorted(frame["seq_len"].unique().tolist()))),
         y=alt.Y("state_mb:Q", title="decode state per sequence (MiB)", scale=alt.Scale(type="log")),
-        color=style.model_color(),
-        tooltip=["label:N", "seq_len:Q", alt.Tooltip("state_mb:Q", format=".4f")],
+        color=style.model_color(), opacity=style.highlight_opacity(),
+        tooltip=[alt.Tooltip("label:N", title="model"), alt.Tooltip("seq_len:Q", title="context length"),
+                 alt.Tooltip("state_mb:Q", title="state MiB", format=".4f")],
     ).properties(width=style.width, height=style.height,
                  title="Decode state (KV cache or recurrent state) vs context length")
 
 
+PARETO_LABELS = {True: "Pareto-optimal", False: "dominated"}
+
+
 def tradeoff_points(data: ReportData) -> tuple[pd.DataFrame, str]:
-    """Per model: throughput at the largest common length, mean GLUE and AdvGLUE accuracy, Pareto flag."""
+    """Per model: throughput at the largest common length, mean GLUE and AdvGLUE accuracy, Pareto flag.
+
+    The Pareto front is over every objective the data has for all models (throughput, GLUE accuracy, and
+    AdvGLUE accuracy when every model has it), all maximised."""
     glue = per_model_mean(totals(data.get("metrics"), "accuracy", ("glue",)))
     advglue = per_model_mean(totals(data.get("metrics"), "accuracy", ("advglue",)))
     mode = "train"
@@ -168,9 +264,30 @@ def tradeoff_points(data: ReportData) -> tuple[pd.DataFrame, str]:
     length = int(speed["seq_len"].iloc[0])
     frame = speed.groupby("model")["tokens_per_s"].mean().rename("tokens_per_s").to_frame()
     frame = frame.join(glue.rename("glue_acc"), how="inner").join(advglue.rename("advglue_acc"), how="left")
+    if frame.empty:
+        return pd.DataFrame(), ""
     objectives = ["tokens_per_s", "glue_acc"] + (["advglue_acc"] if frame["advglue_acc"].notna().all() else [])
-    frame["pareto"] = pareto_flags(frame, objectives).map({True: "Pareto-optimal", False: "dominated"})
-    return frame.reset_index(), f"{mode} tokens/s at sequence length {length}"
+    frame["pareto"] = pareto_flags(frame, objectives).map(PARETO_LABELS)
+    frame["dominated_by"] = dominators(frame, objectives)
+    frame.index.name = "model"
+    return frame.reset_index(), f"{mode} throughput (tokens/s) at sequence length {length}"
+
+
+def _tradeoff_panel(frame: pd.DataFrame, style: Style, y: str, y_title: str, x_title: str) -> alt.LayerChart:
+    base = alt.Chart(frame).encode(
+        x=alt.X("tokens_per_s:Q", title=x_title, scale=alt.Scale(zero=False, padding=40)),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False, padding=30)),
+        opacity=style.highlight_opacity(),
+        tooltip=[alt.Tooltip("label:N", title="model"), alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.0f"),
+                 alt.Tooltip("glue_acc:Q", title="mean GLUE accuracy", format=".3f"),
+                 alt.Tooltip("advglue_acc:Q", title="mean AdvGLUE accuracy", format=".3f"),
+                 alt.Tooltip("pareto:N", title="Pareto front")])
+    points = base.mark_point(filled=True, size=260, stroke="#222", strokeWidth=1).encode(
+        color=style.model_color(),
+        shape=alt.Shape("pareto:N", title="Pareto front (all objectives)", scale=alt.Scale(
+            domain=list(PARETO_LABELS.values()), range=["diamond", "circle"])))
+    names = base.mark_text(dy=-18, fontSize=12).encode(text="label:N")
+    return alt.layer(points, names).properties(width=style.width, height=style.height)
 
 
 def tradeoff(data: ReportData, style: Style) -> alt.Chart:
@@ -178,56 +295,60 @@ def tradeoff(data: ReportData, style: Style) -> alt.Chart:
     if frame.empty:
         return placeholder("needs both GLUE accuracy and efficiency measurements of the same models", style)
     frame = with_labels(frame, style.labels)
-    # Size by AdvGLUE accuracy only when every model has one: a point without a size would not be drawn.
-    has_adv = bool(frame["advglue_acc"].notna().all())
-    encoding = dict(
-        x=alt.X("tokens_per_s:Q", title=x_title, scale=alt.Scale(zero=False, padding=40)),
-        y=alt.Y("glue_acc:Q", title="mean GLUE accuracy", scale=alt.Scale(zero=False, padding=30)),
-        color=style.model_color(),
-        shape=alt.Shape("pareto:N", title="Pareto front", scale=alt.Scale(
-            domain=["Pareto-optimal", "dominated"], range=["diamond", "circle"])),
-        tooltip=["label:N", alt.Tooltip("tokens_per_s:Q", format=",.0f"), alt.Tooltip("glue_acc:Q", format=".3f"),
-                 alt.Tooltip("advglue_acc:Q", format=".3f"), "pareto:N"])
-    if has_adv:
-        encoding["size"] = alt.Size("advglue_acc:Q", title="mean AdvGLUE accuracy",
-                                    scale=alt.Scale(range=[80, 600]))
-    points = alt.Chart(frame).mark_point(filled=True, opacity=0.85).encode(**encoding)
-    if not has_adv:
-        points = points.mark_point(filled=True, opacity=0.85, size=200)
-    names = alt.Chart(frame).mark_text(dy=-16).encode(x="tokens_per_s:Q", y="glue_acc:Q", text="label:N")
-    title = "Efficiency vs performance" + (" vs robustness (size: AdvGLUE accuracy)" if has_adv else "")
-    return alt.layer(points, names).properties(width=style.width, height=style.height, title=title)
+    panels = [_tradeoff_panel(frame, style, "glue_acc", "mean GLUE accuracy (performance)", x_title)]
+    if frame["advglue_acc"].notna().all():
+        panels.append(_tradeoff_panel(frame, style, "advglue_acc", "mean AdvGLUE accuracy (robustness)", x_title))
+        title = "Efficiency vs performance and robustness (◆ = Pareto-optimal on all three)"
+    else:
+        title = "Efficiency vs performance (◆ = Pareto-optimal; no AdvGLUE accuracy for every model)"
+    return alt.hconcat(*panels).properties(title=title)
 
 
 @dataclass(frozen=True)
 class Figure:
     name: str
+    section: str  # id of the page section the chart belongs to
     heading: str
     caption: str
     build: Callable[[ReportData, Style], alt.TopLevelMixin]
 
 
 FIGURE_LIST = [
-    Figure("glue_vs_advglue", "GLUE vs AdvGLUE accuracy",
-           "Accuracy per model and task on the clean GLUE validation set and on AdvGLUE. Error bars: the "
-           "bootstrap 95% CI of one seed, or a 95% t-interval over seeds when there are several.",
+    Figure("glue_accuracy", "performance", "GLUE accuracy",
+           "Accuracy on each task's GLUE validation set. Error bars: the bootstrap 95% CI of one seed, or a "
+           "95% t-interval over seeds when there are several.", glue_accuracy),
+    Figure("glue_vs_advglue", "robustness", "Clean vs adversarial accuracy",
+           "Accuracy per model and task on the clean GLUE validation set and on AdvGLUE (95% CIs as above).",
            glue_vs_advglue),
-    Figure("robustness_drop", "Robustness drop",
-           "Accuracy lost under adversarial perturbation, per model and task (higher is less robust).",
-           robustness_drop),
-    Figure("advglue_scores", "AdvGLUE official score",
-           "The AdvGLUE benchmark score (mean over seeds), per task and overall.", advglue_scores),
-    Figure("efficiency_scaling", "Latency vs sequence length",
+    Figure("advglue_scores", "robustness", "AdvGLUE official score",
+           "The AdvGLUE benchmark score as the authors' evaluate.py computes it (mean over seeds), per task "
+           "and overall.", advglue_scores),
+    Figure("advglue_levels", "robustness", "AdvGLUE accuracy by perturbation level",
+           "AdvGLUE accuracy per set and perturbation level: word-level attacks, sentence-level attacks, "
+           "human-crafted examples (not every set has each level), and all levels together (95% CIs; hover a "
+           "point for the item count).",
+           advglue_levels),
+    Figure("robustness_drop", "robustness", "Robustness drop",
+           "Accuracy on the clean originals of the AdvGLUE items minus accuracy on their adversarial "
+           "versions, per model and task (higher is less robust).", robustness_drop),
+    Figure("efficiency_scaling", "efficiency", "Latency vs sequence length",
            "Median latency per training step, per prefill, and per decoded token, over the profiled "
-           "sequence lengths (log-log).", efficiency_scaling),
-    Figure("memory_scaling", "Peak memory vs sequence length",
+           "sequence lengths (log-log; y axes independent per mode). Hover for p10/p90 and tokens/s.",
+           efficiency_scaling),
+    Figure("memory_scaling", "efficiency", "Peak memory vs sequence length",
            "Peak memory growth of one training step / prefill / decode run over the model's resident memory.",
            memory_scaling),
-    Figure("decode_state", "Decode state size",
+    Figure("decode_state", "efficiency", "Decode state size",
            "Bytes carried between decoding steps per sequence: a KV cache grows with the context, a "
            "recurrent state does not.", decode_state),
-    Figure("tradeoff", "Efficiency, performance and robustness",
-           "Throughput against mean GLUE accuracy; marker size shows mean AdvGLUE accuracy; diamonds mark "
-           "models that no other model beats on all of these at once (Pareto-optimal).", tradeoff),
+    Figure("tradeoff", "tradeoff", "Efficiency, performance and robustness",
+           "Throughput against mean GLUE accuracy (left) and mean AdvGLUE accuracy (right). Diamonds mark "
+           "Pareto-optimal models: no other model is at least as good on every objective and better on one.",
+           tradeoff),
 ]
 FIGURES = [figure.name for figure in FIGURE_LIST]
+
+
+def build_figure(figure: Figure, data: ReportData, style: Style) -> dict:
+    """The Vega-Lite spec of ``figure`` with the shared ``highlight`` parameter declared at its top level."""
+    return figure.build(data, style).add_params(alt.param(name=HIGHLIGHT, value=None)).to_dict()

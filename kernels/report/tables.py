@@ -145,3 +145,13 @@ def pareto_flags(points: pd.DataFrame, objectives: list[str]) -> pd.Series:
         dominated = np.any(np.all(others >= row, axis=1) & np.any(others > row, axis=1))
         flags.append(not dominated)
     return pd.Series(flags, index=points.index)
+
+
+def dominators(points: pd.DataFrame, objectives: list[str]) -> pd.Series:
+    """For each row, the index labels of the rows that dominate it (empty for Pareto-optimal rows)."""
+    values = points[objectives].to_numpy(dtype=float)
+    beaten_by = []
+    for row in values:
+        dominating = np.all(values >= row, axis=1) & np.any(values > row, axis=1)
+        beaten_by.append([points.index[j] for j in np.flatnonzero(dominating)])
+    return pd.Series(beaten_by, index=points.index)
