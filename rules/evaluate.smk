@@ -1,6 +1,6 @@
 # Evaluation: GLUE validation metrics and AdvGLUE accuracy (by set, attack level and method, plus the
 # clean originals) per fine-tuned model; the official AdvGLUE predictions file and score per model and
-# seed; tidy tables for the report.
+# seed; tidy tables for the report, with exact McNemar tests between every two models.
 
 
 rule evaluate:
@@ -66,6 +66,12 @@ rule tables_eval:
             task=TASK_LIST,
             seed=SEEDS,
         ),
+        predictions=expand(
+            eval_file("{model}", "{task}", "{seed}", "predictions.parquet"),
+            model=MODELS,
+            task=TASK_LIST,
+            seed=SEEDS,
+        ),
         code=kernel_sources("evaluation"),
     output:
         metrics=report(
@@ -79,6 +85,11 @@ rule tables_eval:
             category="Tables",
         ),
         throughput="results/tables/finetune_throughput.csv",
+        significance=report(
+            "results/tables/pairwise_significance.csv",
+            caption="report/significance.rst",
+            category="Tables",
+        ),
     log:
         "logs/tables_eval.log",
     conda:

@@ -1,5 +1,7 @@
 """Tidy evaluation tables (rule ``tables_eval``): metrics.csv, advglue_scores.csv and
-finetune_throughput.csv; columns documented in kernels/evaluation/tables.py."""
+finetune_throughput.csv (columns documented in kernels/evaluation/tables.py) and, from the
+predictions, pairwise_significance.csv (exact McNemar tests between every two models; columns in
+kernels/evaluation/significance.py)."""
 
 
 import argparse
@@ -8,6 +10,7 @@ import sys
 from pathlib import Path
 
 import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
+from kernels.evaluation.significance import check_runs_match, significance_table
 from kernels.evaluation.tables import metrics_table, scores_table, throughput_table
 from kernels.io import write_csv
 
@@ -19,26 +22,35 @@ def model_labels(models: dict) -> dict[str, str]:
 
 
 def main(metrics: list[str], scores: list[str], train_logs: list[str], models: dict,
-         metrics_out: str, scores_out: str, throughput_out: str) -> None:
+         metrics_out: str, scores_out: str, throughput_out: str, predictions: list[str] | None = None,
+         significance_out: str | None = None) -> None:
     labels = model_labels(models)
+    if predictions:
+        # metrics.json and predictions.parquet of a run must agree before both feed the report
+        check_runs_match(metrics, predictions)
     write_csv(metrics_out, metrics_table(metrics, labels))
     write_csv(scores_out, scores_table(scores, labels))
     write_csv(throughput_out, throughput_table(train_logs, labels))
+    if significance_out is not None:
+        write_csv(significance_out, significance_table(predictions or []))
 
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
     main(metrics=list(sm.input.metrics), scores=list(sm.input.scores), train_logs=list(sm.input.train_logs),
          models=dict(sm.params.models), metrics_out=sm.output.metrics, scores_out=sm.output.scores,
-         throughput_out=sm.output.throughput)
+         throughput_out=sm.output.throughput, predictions=list(sm.input.predictions),
+         significance_out=sm.output.significance)
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--metrics", nargs="*", default=[])
     parser.add_argument("--scores", nargs="*", default=[])
     parser.add_argument("--train-logs", nargs="*", default=[])
+    parser.add_argument("--predictions", nargs="*", default=[])
     parser.add_argument("--models", default="{}", help="JSON dict name -> label")
     parser.add_argument("--out-dir", default="results/tables")
     args = parser.parse_args()
     main(args.metrics, args.scores, args.train_logs, json.loads(args.models),
          f"{args.out_dir}/metrics.csv", f"{args.out_dir}/advglue_scores.csv",
-         f"{args.out_dir}/finetune_throughput.csv")
+         f"{args.out_dir}/finetune_throughput.csv", predictions=args.predictions,
+         significance_out=f"{args.out_dir}/pairwise_significance.csv")

@@ -22,6 +22,9 @@ finetune_throughput.csv
     n_seeds, mean_over_seeds, std_over_seeds`` (aggregates of ``tokens_per_s_median``), from
     train_log.csv: ``steps`` is the last step, ``tokens_per_s_median`` the median of the logged
     rates, ``elapsed_s`` the total training time, ``final_loss`` the loss of the last row.
+pairwise_significance.csv
+    exact McNemar tests between every two models (no seed aggregates: one row per seed); columns
+    and definitions in kernels.evaluation.significance.
 """
 
 from __future__ import annotations

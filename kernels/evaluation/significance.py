@@ -1,0 +1,272 @@
+"""Paired significance between models evaluated on the same items, and a check that metrics.json
+can be recomputed from predictions.parquet.
+
+Two models' predictions for one task and seed are matched item by item on ``(dataset, split,
+idx)``. On each set of matched items (one GLUE split; one AdvGLUE set, whole or one attack level;
+the clean originals of one AdvGLUE set, whole or one level) the exact McNemar test compares the
+two accuracies using only the discordant items:
+
+- ``b``: items model A gets right and model B gets wrong; ``c``: the reverse.
+- Under H0 (equal accuracy) each discordant item is equally likely to favour either model, so
+  ``b ~ Binomial(b + c, 1/2)`` and the two-sided p-value is
+  ``p = min(1, 2 * BinomCDF(min(b, c); b + c, 1/2))``; ``p = 1`` when ``b + c = 0``.
+- ``p_holm``: Holm's step-down correction over the model pairs of one family, i.e. one
+  (task, seed, dataset, split, level); it controls the family-wise error rate when several pairs
+  of models are compared on the same items.
+
+pairwise_significance.csv
+    ``model_a, model_b, task, seed, dataset, split, level, n, acc_a, acc_b, diff, b, c, p_value,
+    significant, p_holm``: one row per pair of models (in the order the models are given, i.e.
+    the config's) x task x seed x item set. ``level`` is ``all`` for a whole set (and for GLUE);
+    ``diff = acc_a - acc_b = (b - c) / n``; ``significant`` is ``p_value < alpha`` (0.05).
+    Seeds are kept apart: each seed is its own fine-tuning run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binom
+
+from kernels.evaluation.metrics import accuracy, binary_f1
+from kernels.evaluation.tables import ALL, run_from_path
+
+ALPHA = 0.05
+ITEM_KEY = ["dataset", "split", "idx"]
+FAMILY_KEY = ["task", "seed", "dataset", "split", "level"]
+SIGNIFICANCE_COLUMNS = ["model_a", "model_b", *FAMILY_KEY, "n", "acc_a", "acc_b", "diff", "b", "c",
+                        "p_value", "significant", "p_holm"]
+_NEEDED = [*ITEM_KEY, "label", "pred", "level"]
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts ``b`` and ``c``."""
+    b, c = int(b), int(c)
+    if b < 0 or c < 0:
+        raise ValueError(f"discordant counts must be >= 0, got b={b}, c={c}")
+    if b + c == 0:
+        return 1.0  # no discordant item: no evidence either way
+    return float(min(1.0, 2.0 * binom.cdf(min(b, c), b + c, 0.5)))
+
+
+def holm_adjust(p_values: Iterable[float]) -> np.ndarray:
+    """Holm step-down adjusted p-values, in the input order.
+
+    With the m p-values sorted ascending, the i-th (1-based) becomes
+    ``min(1, max_{j <= i} (m - j + 1) * p_(j))``; the running max keeps the adjusted values in the
+    same order as the raw ones.
+    """
+    p = np.asarray(list(p_values), dtype=np.float64)
+    if p.size == 0:
+        return p
+    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        raise ValueError(f"p-values must lie in [0, 1], got {p.tolist()}")
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """predictions.parquet with its columns checked and one row per item."""
+    frame = pd.read_parquet(path)
+    missing = [c for c in _NEEDED if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing} (schema in kernels/evaluation/evaluate.py)")
+    duplicated = frame.duplicated(ITEM_KEY)
+    if duplicated.any():
+        first = frame.loc[duplicated, ITEM_KEY].iloc[0].tolist()
+        raise ValueError(f"{path}: {int(duplicated.sum())} duplicated item(s) on {ITEM_KEY}, first {first}")
+    return frame
+
+
+def _describe(keys: pd.DataFrame, limit: int = 3) -> str:
+    shown = [tuple(row) for row in keys.head(limit).itertuples(index=False)]
+    return f"{len(keys)} item(s), e.g. {shown}"
+
+
+def paired_items(a: pd.DataFrame, b: pd.DataFrame, source_a: str = "a", source_b: str = "b") -> pd.DataFrame:
+    """The items of two prediction frames side by side: ``dataset, split, idx, level, label, pred_a,
+    pred_b``. Both frames must cover exactly the same items with the same labels and levels."""
+    left = a[[*ITEM_KEY, "level", "label", "pred"]]
+    right = b[[*ITEM_KEY, "level", "label", "pred"]]
+    merged = left.merge(right, on=ITEM_KEY, how="outer", suffixes=("_a", "_b"), indicator=True)
+    only_a = merged.loc[merged["_merge"] == "left_only", ITEM_KEY]
+    only_b = merged.loc[merged["_merge"] == "right_only", ITEM_KEY]
+    if len(only_a) or len(only_b):
+        raise ValueError(f"{source_a} and {source_b} cover different items (matched on {ITEM_KEY}): "
+                         f"only in the first: {_describe(only_a)}; only in the second: {_describe(only_b)}")
+    for column in ("label", "level"):
+        first, second = merged[f"{column}_a"], merged[f"{column}_b"]
+        # null levels (GLUE rows) compare equal to each other
+        differ = ~((first == second).fillna(False) | (first.isna() & second.isna()))
+        if differ.any():
+            raise ValueError(f"{source_a} and {source_b}: {column}s disagree on "
+                             f"{_describe(merged.loc[differ, ITEM_KEY])}")
+    return merged.rename(columns={"label_a": "label", "level_a": "level"})[
+        [*ITEM_KEY, "level", "label", "pred_a", "pred_b"]]
+
+
+def _item_sets(paired: pd.DataFrame):
+    """(dataset, split, level, rows) for each whole set and, where annotated, each of its levels."""
+    for (dataset, split), rows in paired.groupby(["dataset", "split"], sort=True):
+        yield dataset, split, ALL, rows
+        for level, level_rows in rows.dropna(subset=["level"]).groupby("level", sort=True):
+            yield dataset, split, level, level_rows
+
+
+def compare_pair(paired: pd.DataFrame, alpha: float = ALPHA) -> list[dict]:
+    """McNemar rows (without model/task/seed) for every item set of one pair of models."""
+    rows = []
+    for dataset, split, level, items in _item_sets(paired):
+        right_a = (items["pred_a"] == items["label"]).to_numpy()
+        right_b = (items["pred_b"] == items["label"]).to_numpy()
+        b, c = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
+        n = len(items)
+        p = mcnemar_exact(b, c)
+        acc_a, acc_b = float(right_a.mean()), float(right_b.mean())
+        rows.append({"dataset": dataset, "split": split, "level": level, "n": n, "acc_a": acc_a,
+                     "acc_b": acc_b, "diff": acc_a - acc_b, "b": b, "c": c, "p_value": p,
+                     "significant": bool(p < alpha)})
+    return rows
+
+
+def _runs_by_task_seed(prediction_paths: Iterable[str | Path]) -> dict[tuple[str, int], dict[str, Path]]:
+    """{(task, seed): {model: path}}, models in the order they first appear."""
+    runs: dict[tuple[str, int], dict[str, Path]] = {}
+    for path in prediction_paths:
+        model, task, seed = run_from_path(path)
+        models = runs.setdefault((task, seed), {})
+        if model in models:
+            raise ValueError(f"{path}: a second predictions file for model {model}, task {task}, seed {seed} "
+                             f"(first: {models[model]})")
+        models[model] = Path(path)
+    return runs
+
+
+def significance_table(prediction_paths: Iterable[str | Path], alpha: float = ALPHA) -> pd.DataFrame:
+    """pairwise_significance.csv (see module docstring) from ``.../{model}/{task}/seed{seed}/
+    predictions.parquet`` files; every pair of models with the same task and seed is compared."""
+    paths = list(prediction_paths)
+    first_seen = {run_from_path(p)[0]: None for p in paths}  # the given (config) model order
+    position = {model: i for i, model in enumerate(first_seen)}
+    rows = []
+    for (task, seed), by_model in _runs_by_task_seed(paths).items():
+        models = sorted(by_model, key=position.__getitem__)
+        frames = {m: read_predictions(by_model[m]) for m in models}
+        for model_a, model_b in itertools.combinations(models, 2):
+            paired = paired_items(frames[model_a], frames[model_b], str(by_model[model_a]), str(by_model[model_b]))
+            base = {"model_a": model_a, "model_b": model_b, "task": task, "seed": seed}
+            rows.extend({**base, **row} for row in compare_pair(paired, alpha))
+    frame = pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS[:-1])
+    frame["p_holm"] = (frame.groupby(FAMILY_KEY, sort=False)["p_value"].transform(holm_adjust)
+                       if len(frame) else pd.Series(dtype="float64"))
+    return frame.astype({"seed": "int64", "n": "int64", "b": "int64", "c": "int64", "significant": "bool"})
+
+
+# --- metrics.json <-> predictions.parquet consistency -------------------------------------------
+
+def _scores(rows: pd.DataFrame, metric: str) -> tuple[float, int]:
+    fn = {"accuracy": accuracy, "f1": binary_f1}[metric]
+    return fn(rows["label"].to_numpy(), rows["pred"].to_numpy()), len(rows)
+
+
+def recomputed_metrics(predictions: pd.DataFrame) -> dict[tuple, tuple[float, int]]:
+    """(value, n) of every accuracy (and F1) in metrics.json, recomputed from the predictions.
+
+    Keys mirror metrics.json paths, e.g. ``("glue", "validation", "accuracy")``,
+    ``("advglue", "sst2", "by_level", "word", "accuracy")``,
+    ``("advglue", "sst2", "original", "by_level", "word", "adversarial_accuracy")``.
+    """
+    out: dict[tuple, tuple[float, int]] = {}
+    for (dataset, split), rows in predictions.groupby(["dataset", "split"], sort=False):
+        if dataset == "glue":
+            for metric in ("accuracy", "f1"):
+                out[("glue", split, metric)] = _scores(rows, metric)
+        elif dataset == "advglue":
+            for metric in ("accuracy", "f1"):
+                out[("advglue", split, "metrics", metric)] = _scores(rows, metric)
+            for column in ("level", "method"):
+                for name, group in rows.groupby(column, sort=True):
+                    out[("advglue", split, f"by_{column}", name, "accuracy")] = _scores(group, "accuracy")
+        elif dataset == "advglue_original":
+            adversarial = predictions[(predictions["dataset"] == "advglue") & (predictions["split"] == split)
+                                      & predictions["idx"].isin(rows["idx"])]
+            out[("advglue", split, "original", "accuracy")] = _scores(rows, "accuracy")
+            out[("advglue", split, "original", "adversarial_accuracy")] = _scores(adversarial, "accuracy")
+            for level, group in rows.groupby("level", sort=True):
+                adv_level = adversarial[adversarial["idx"].isin(group["idx"])]
+                out[("advglue", split, "original", "by_level", level, "accuracy")] = _scores(group, "accuracy")
+                out[("advglue", split, "original", "by_level", level, "adversarial_accuracy")] = _scores(
+                    adv_level, "accuracy")
+    return out
+
+
+_RECOMPUTABLE = {"accuracy", "f1", "adversarial_accuracy"}
+
+
+def _reported_metrics(metrics: dict) -> dict[tuple, dict]:
+    """Every accuracy / F1 record of metrics.json keyed like ``recomputed_metrics`` (metrics this
+    module cannot recompute, e.g. ones added later, are left out rather than flagged)."""
+    out = {}
+    for split, values in metrics.get("glue", {}).items():
+        out.update({("glue", split, name): m for name, m in values.items()})
+    for adv_set, block in metrics.get("advglue", {}).items():
+        out.update({("advglue", adv_set, "metrics", name): m for name, m in block.get("metrics", {}).items()})
+        for kind in ("by_level", "by_method"):
+            out.update({("advglue", adv_set, kind, name, "accuracy"): v["accuracy"]
+                        for name, v in block.get(kind, {}).items()})
+        original = block.get("original", {})
+        out.update({("advglue", adv_set, "original", name): original[name]
+                    for name in ("accuracy", "adversarial_accuracy") if name in original})
+        for level, values in original.get("by_level", {}).items():
+            out.update({("advglue", adv_set, "original", "by_level", level, name): m for name, m in values.items()})
+    return {key: record for key, record in out.items() if key[-1] in _RECOMPUTABLE}
+
+
+def metrics_mismatches(metrics: dict, predictions: pd.DataFrame, tolerance: float = 1e-9) -> list[str]:
+    """Where metrics.json disagrees with its predictions (value or ``n``); empty when consistent.
+    A metric recorded in metrics.json that the predictions cannot produce is a mismatch too."""
+    recomputed = recomputed_metrics(predictions)
+    problems = []
+    for key, record in _reported_metrics(metrics).items():
+        name = "/".join(map(str, key))
+        if key not in recomputed:
+            problems.append(f"{name}: no matching predictions")
+            continue
+        value, n = recomputed[key]
+        if abs(record["value"] - value) > tolerance or int(record["n"]) != n:
+            problems.append(f"{name}: metrics.json has {record['value']} (n={record['n']}), "
+                            f"predictions give {value} (n={n})")
+    return problems
+
+
+def check_metrics_match(metrics_path: str | Path, predictions_path: str | Path) -> None:
+    """Raise when a metrics.json cannot be recomputed from its predictions.parquet."""
+    metrics = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
+    problems = metrics_mismatches(metrics, pd.read_parquet(predictions_path))
+    if problems:
+        raise ValueError(f"{metrics_path} does not match {predictions_path}: " + "; ".join(problems[:5])
+                         + (f"; ... ({len(problems)} in all)" if len(problems) > 5 else ""))
+
+
+def check_runs_match(metrics_paths: Iterable[str | Path], prediction_paths: Iterable[str | Path]) -> int:
+    """``check_metrics_match`` for every run (model, task, seed) that has both files; a run with
+    only one of them is an error. Returns the number of runs checked."""
+    metrics_by_run = {run_from_path(p): p for p in metrics_paths}
+    predictions_by_run = {run_from_path(p): p for p in prediction_paths}
+    unpaired = sorted(set(metrics_by_run) ^ set(predictions_by_run))
+    if unpaired:
+        model, task, seed = unpaired[0]
+        raise ValueError(f"{len(unpaired)} run(s) have metrics.json or predictions.parquet but not both, "
+                         f"e.g. model {model}, task {task}, seed {seed}")
+    for run, metrics_path in metrics_by_run.items():
+        check_metrics_match(metrics_path, predictions_by_run[run])
+    return len(metrics_by_run)
