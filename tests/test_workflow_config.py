@@ -73,3 +73,18 @@ def test_selected_models_restricts_the_grid(tmp_path):
     overlay = _write(tmp_path, {"selected_models": ["gla"]})
     jobs = planned_jobs(tmp_path, "report", "--configfile", str(TINY), str(overlay))
     assert jobs["finetune"] == 2 and jobs["profile"] == 1
+
+
+def test_unknown_task_is_a_schema_error(tmp_path):
+    overlay = _write(tmp_path, {"tasks": ["sst2", "cola"]})
+    proc = run_snakemake(tmp_path, "--dry-run", "report", "--configfile", str(overlay), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "'cola' is not one of" in out and "['tasks'][1]" in out
+
+
+def test_unknown_key_is_rejected(tmp_path):
+    overlay = _write(tmp_path, {"finetune": {"learning_rate": 0.1}})
+    proc = run_snakemake(tmp_path, "--dry-run", "report", "--configfile", str(overlay), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "learning_rate" in out

@@ -186,3 +186,14 @@ def test_report_styling_reruns_only_the_report(run_dir, tmp_path):
     change = _overlay(tmp_path, "report: {width: 500}\n")
     jobs = planned_jobs(run_dir, "report", "--configfile", str(TINY), change)
     assert set(jobs) <= {"build_report", "report"} and jobs["build_report"] == 1
+
+
+def test_same_config_and_seed_give_identical_metrics(run_dir):
+    # Runs last in this module: it re-executes one fine-tune and its evaluation in the finished run.
+    metrics = run_dir / "results/eval/gla/rte/seed0/metrics.json"
+    predictions = run_dir / "results/eval/gla/rte/seed0/predictions.parquet"
+    before_metrics, before_predictions = metrics.read_text(), pd.read_parquet(predictions)
+    run_snakemake(run_dir, str(metrics.relative_to(run_dir)), "--cores", "2", "--configfile", str(TINY),
+                  "--forcerun", "finetune", "evaluate", "--allowed-rules", "finetune", "evaluate")
+    assert metrics.read_text() == before_metrics
+    pd.testing.assert_frame_equal(pd.read_parquet(predictions), before_predictions)
