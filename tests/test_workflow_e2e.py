@@ -148,6 +148,16 @@ def test_second_run_has_nothing_to_do(run_dir):
     assert planned_jobs(run_dir, "report", "--configfile", str(TINY)) == {}
 
 
+def test_snakemakes_own_report_includes_charts_and_tables(run_dir):
+    import zipfile
+
+    run_snakemake(run_dir, "report", "--configfile", str(TINY), "--report", "snakemake_report.zip")
+    with zipfile.ZipFile(run_dir / "snakemake_report.zip") as archive:
+        names = archive.namelist()
+    for wanted in ("index.html", "metrics.csv", "efficiency.csv", "glue_vs_advglue.svg", "tradeoff.png"):
+        assert any(name.endswith(wanted) for name in names), wanted
+
+
 # Partial re-runs: after a completed run, each kind of config change plans exactly the jobs it affects.
 
 def _overlay(tmp_path: Path, text: str) -> str:
