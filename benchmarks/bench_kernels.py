@@ -7,10 +7,19 @@ Prints human-readable lines and, as its last line, one JSON object of the measur
     gla_chunk_vs_recurrent_fwd_bwd_L1024   forward + backward, as in training
     hgrn_chunk_vs_recurrent_L1024, hgrn_chunk_vs_recurrent_fwd_bwd_L1024
 
-Each section is a function returning a dict; ``main`` merges them, so further sections (model
-throughput) can be added beside ``kernel_benchmarks``.
+and, for each model of the config (tiny from-scratch classifiers, vocab 4096, 2 labels):
+
+    train_tokens_per_s_L512_<model>           forward + backward tokens per second at L = 512
+    decode_state_growth_2048_vs_128_<model>   bytes of the backbone's decode state after a prefill
+                                              of 2048 tokens / after 128 tokens (1.0: constant
+                                              state, GLA / HGRN; 16.0: a KV cache growing with L)
+    decode_state_bytes_L2048_<model>          the bytes after 2048 tokens
+
+Each section is a function returning a dict; ``main`` merges them.
 
     python benchmarks/bench_kernels.py [--threads 1] [--repeats 7] [--seq-len 1024]
+        [--config config/config.yaml] [--model-seq-len 512] [--model-batch 2]
+        [--model-repeats 3] [--skip-models]
 """
 
 from __future__ import annotations
@@ -20,15 +29,24 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+import yaml
+
+from kernels.models import build_classifier
+from kernels.models.common import state_nbytes
 
 from kernels.ops.gla import chunk_gla, fused_recurrent_gla
 from kernels.ops.hgrn import chunk_hgrn, fused_recurrent_hgrn
 
 GLA_SHAPE = {"batch": 1, "heads": 4, "head_k": 64, "head_v": 64}
 HGRN_SHAPE = {"batch": 1, "dim": 512}
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+MODEL_VOCAB_SIZE = 4096
+DECODE_LENGTHS = (128, 2048)
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
@@ -102,16 +120,84 @@ def kernel_benchmarks(seq_len: int = 1024, repeats: int = 7, seed: int = 0) -> d
     return results
 
 
+def load_model_archs(config_path: Path) -> dict[str, tuple[str, dict[str, Any]]]:
+    """{model name: (family, arch)} from the ``models`` section of a workflow config."""
+    with open(config_path) as handle:
+        config = yaml.safe_load(handle)
+    models = config.get("models") if isinstance(config, dict) else None
+    if not isinstance(models, dict) or not models:
+        raise ValueError(f"{config_path}: `models` must be a non-empty mapping of model name -> settings")
+    archs = {}
+    for name, entry in models.items():
+        if not isinstance(entry, dict) or "family" not in entry or not isinstance(entry.get("arch"), dict):
+            raise ValueError(f"{config_path}: `models.{name}` needs a `family` and an `arch` mapping")
+        archs[name] = (entry["family"], entry["arch"])
+    return archs
+
+
+def build_model(family: str, arch: dict[str, Any]) -> torch.nn.Module:
+    return build_classifier(family, arch, vocab_size=MODEL_VOCAB_SIZE, num_labels=2, pad_token_id=0, seed=0)
+
+
+def train_tokens_per_second(model: torch.nn.Module, seq_len: int, batch: int, repeats: int) -> float:
+    """Forward + backward of the classification loss on random tokens; median over repeats."""
+    gen = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(1, MODEL_VOCAB_SIZE, (batch, seq_len), generator=gen)
+    labels = torch.randint(0, 2, (batch,), generator=gen)
+    model.train()
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        model(input_ids, labels=labels).loss.backward()
+
+    ms = interleaved_medians({"step": step}, repeats)["step"]
+    return batch * seq_len / (ms / 1e3)
+
+
+@torch.no_grad()
+def decode_state_bytes(model: torch.nn.Module, seq_len: int) -> int:
+    """Bytes of the backbone's cached state after prefilling ``seq_len`` tokens (what decoding carries)."""
+    model.eval()
+    input_ids = torch.randint(1, MODEL_VOCAB_SIZE, (1, seq_len), generator=torch.Generator().manual_seed(2))
+    return state_nbytes(model.model(input_ids, use_cache=True).past_key_values)
+
+
+def model_benchmarks(config_path: Path = DEFAULT_CONFIG, seq_len: int = 512, batch: int = 2,
+                     repeats: int = 3) -> dict[str, float]:
+    results: dict[str, float] = {}
+    short, long = DECODE_LENGTHS
+    for name, (family, arch) in load_model_archs(config_path).items():
+        model = build_model(family, arch)
+        params = sum(p.numel() for p in model.parameters())
+        tokens_per_s = train_tokens_per_second(model, seq_len, batch, repeats)
+        state_short, state_long = decode_state_bytes(model, short), decode_state_bytes(model, long)
+        growth = state_long / state_short
+        print(f"{name:15s} ({family}, {params / 1e6:.2f}M params): train fwd+bwd {tokens_per_s:8.0f} tokens/s "
+              f"(L={seq_len}, batch {batch}, median of {repeats}); decode state {state_short} B at L={short}, "
+              f"{state_long} B at L={long} ({growth:.1f}x)")
+        results[f"train_tokens_per_s_L{seq_len}_{name}"] = round(tokens_per_s, 1)
+        results[f"decode_state_growth_{long}_vs_{short}_{name}"] = round(growth, 2)
+        results[f"decode_state_bytes_L{long}_{name}"] = state_long
+    return results
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the CPU is shared)")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per kernel (median reported)")
     parser.add_argument("--seq-len", type=int, default=1024)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="workflow config with the model archs")
+    parser.add_argument("--model-seq-len", type=int, default=512)
+    parser.add_argument("--model-batch", type=int, default=2)
+    parser.add_argument("--model-repeats", type=int, default=3)
+    parser.add_argument("--skip-models", action="store_true", help="kernels only")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} thread(s)")
     results: dict[str, float] = {}
     results |= kernel_benchmarks(seq_len=args.seq_len, repeats=args.repeats)
+    if not args.skip_models:
+        results |= model_benchmarks(args.config, args.model_seq_len, args.model_batch, args.model_repeats)
     print(json.dumps(results))
     return results
 

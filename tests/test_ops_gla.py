@@ -115,13 +115,44 @@ def test_strong_gates_stay_finite_and_exact(gates, T):
     assert_close(s_chunk, s_rec, 1e-4)
 
 
-def test_strong_gates_take_the_exact_diagonal_path():
-    """The fallback must actually trigger (otherwise the strong-gate tests prove nothing about it)."""
+def test_strong_gates_take_the_exact_paths():
+    """The fallbacks must actually trigger (otherwise the strong-gate tests prove nothing about them):
+    strong gates make whole 64-step chunks unsafe (exact two-level path) and, with very strong ones,
+    16-step sub-chunks too (masked differences); mild gates keep every chunk on the fast path."""
     _, _, _, g, _ = make_inputs(64, gates="very_strong")
-    sub_chunk_sums = g.reshape(B, 4, 16, H, K).sum(2)
-    assert (sub_chunk_sums < -DIAG_SAFE_LOG).any()
+    assert (g.reshape(B, 4, 16, H, K).sum(2) < -DIAG_SAFE_LOG).any()
+    for gates in ("strong", "mixed"):
+        _, _, _, g, _ = make_inputs(64, gates=gates, seed=3)
+        assert (g.sum(1) < -DIAG_SAFE_LOG).any(), gates
     _, _, _, g_mild, _ = make_inputs(64, gates="normal")
-    assert not (g_mild.reshape(B, 4, 16, H, K).sum(2) < -DIAG_SAFE_LOG).any()
+    assert not (g_mild.sum(1) < -DIAG_SAFE_LOG).any()
+
+
+@pytest.mark.parametrize("chunk_total", [-29.5, -30.5])
+def test_gates_at_the_fast_path_threshold_stay_exact(chunk_total):
+    """Chunks whose decay reaches just below / just beyond DIAG_SAFE_LOG: the factorised fast path
+    at its largest factors (~e^29.5) and the exact path right after it, both against fp64."""
+    T = 128
+    q, k, v, g, h0 = make_inputs(T, with_state=True, seed=17)
+    g = torch.full_like(g, chunk_total / 64)  # every 64-step chunk decays by chunk_total in all channels
+    g[..., 0] = 0.0  # one channel without decay: large and small factors meet in one dot product
+    chunk_sums = g.reshape(B, T // 64, 64, H, K).sum(2).amin(-1)
+    assert bool((chunk_sums < -DIAG_SAFE_LOG).all()) == (chunk_total < -DIAG_SAFE_LOG)
+    o_ref, s_ref = naive_recurrent_gla(
+        *(t.double() for t in (q, k, v, g)), initial_state=h0.double(), output_final_state=True
+    )
+    o, s = chunk_gla(q, k, v, g, initial_state=h0, output_final_state=True)
+    assert_close(o.double(), o_ref, 1e-4)
+    assert_close(s.double(), s_ref, 1e-4)
+
+
+@pytest.mark.parametrize("chunk_size", [16, 32, 128])
+def test_any_chunk_size_is_exact(chunk_size):
+    q, k, v, g, h0 = make_inputs(200, gates="mixed", with_state=True, seed=23)
+    o_rec, s_rec = fused_recurrent_gla(q, k, v, g, initial_state=h0, output_final_state=True)
+    o, s = chunk_gla_torch(q, k, v, g, K**-0.5, h0, True, chunk_size=chunk_size)
+    assert_close(o, o_rec, 1e-4)
+    assert_close(s, s_rec, 1e-4)
 
 
 def _grads(fn, inputs, with_final_state):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from kernels.ops import backend
 from kernels.ops.hgrn import chunk_hgrn, fused_recurrent_hgrn, naive_recurrent_hgrn
-from kernels.ops.hgrn.chunk import chunk_hgrn_torch, default_chunk_size
+from kernels.ops.hgrn.chunk import chunk_hgrn_torch, default_chunk_size, scan
 
 B, D = 2, 12
 ODD_LENGTHS = [1, 7, 63, 65, 130]
@@ -67,6 +67,17 @@ def test_any_chunk_size_is_exact(chunk_size):
     o, s = chunk_hgrn_torch(x, g, h0, True, chunk_size=chunk_size)
     assert_close(o, o_rec, 1e-4)
     assert_close(s, s_rec, 1e-4)
+
+
+@pytest.mark.parametrize("T, chunk_size", [(1, 8), (37, 8), (64, 16), (100, 32)])
+def test_reverse_scan_is_the_forward_scan_of_flipped_time(T, chunk_size):
+    """The backward pass's reverse scan (padding at the end, processed first) against flipped inputs."""
+    x, g, h0 = make_inputs(T, gates="weak", with_state=True, seed=T)
+    decay = g.exp()
+    h_rev, last_rev = scan(x, decay, h0, chunk_size, reverse=True)
+    h_fwd, last_fwd = scan(x.flip(1), decay.flip(1), h0, chunk_size)
+    assert_close(h_rev, h_fwd.flip(1), 1e-5)
+    assert_close(last_rev, last_fwd, 1e-5)
 
 
 def test_default_chunk_size_balances_the_two_loops():

@@ -1,4 +1,4 @@
-"""GLA in chunked form, two-level (chunks of 64 split into sub-chunks of 16), pure PyTorch.
+"""GLA in chunked form, pure PyTorch: one level of chunks for speed, two levels where gates are strong.
 
 Per head, with b_t the inclusive cumulative sum of g inside the chunk (b <= 0, decreasing) and S0
 the state at the chunk start:
@@ -7,10 +7,17 @@ the state at the chunk start:
     A[t,j] = sum_k s q_{t,k} k_{j,k} e^{b_{t,k} - b_{j,k}}
     S_end = diag(e^{b_last}) S0 + sum_j (k_j * e^{b_last - b_j}) v_j^T
 
-Across chunks (the first and last lines) every exponent is <= 0. Inside a chunk, e^{b_t - b_j}
-is factorised so that it becomes two matmuls, and the factorisation is where stability is decided
-(a single split e^{b_t} e^{-b_j} over 64 steps overflows with strong gates). With r_i the value of
-b just before query sub-chunk i:
+Fast path (every chunk whose total decay stays within ``DIAG_SAFE_LOG`` in all channels): A is one
+matmul of q_t e^{b_t} with k_j e^{-b_j}. The query factor is <= 1 and also serves the state term;
+the key factor is >= 1 but at most e^{DIAG_SAFE_LOG} (~1e13), far from the fp32 limit, so every
+entry A[t, j], j <= t, is a sum of products each accurate to a few ulps. The key exponent is
+clamped so that the (discarded) values of unsafe chunks stay finite: an inf there would turn
+gradients into NaN even after being replaced.
+
+Exact path (chunks with a stronger decay somewhere, rare with fla's gate normaliser): the
+intra-chunk part is recomputed, for those chunks only, by the two-level form below, which is
+exact for any gate strength. With sub-chunks of 16 and r_i the value of b just before query
+sub-chunk i:
 
 * off-diagonal sub-blocks (key j in a sub-chunk m < i): split around the boundary before the query
   sub-block, e^{b_t - r_i} * e^{r_i - b_j}; both factors are <= 1. The key factor is itself built
@@ -19,14 +26,11 @@ b just before query sub-chunk i:
 * diagonal sub-blocks (key and query in the same 16 steps): the same split, whose key factor is
   >= 1 but bounded by the decay accumulated over those 16 steps. When that decay exceeds
   ``DIAG_SAFE_LOG`` in some channel the block is recomputed exactly with masked differences
-  e^{b_t - b_j} (j <= t), so the result is exact for any gate strength while the common case
-  stays matmul-fast. The factorised exponent is clamped so that the discarded values stay finite
-  (an inf there would turn gradients into NaN even after being replaced).
+  e^{b_t - b_j} (j <= t).
 
-Cumulative sums are kept in pieces (inside each sub-chunk, and per sub-chunk totals), so the
-exponents above are short sums rather than differences of long ones: better fp32 precision.
-The sequence is padded to a multiple of 64 with g = 0, k = q = v = 0, which changes neither the
-outputs nor the final state. Gradients come from autograd.
+The cross-chunk terms (state read-out and state update) only use exponents <= 0 and are shared by
+both paths. The sequence is padded to a multiple of the chunk size with g = 0, k = q = v = 0, which
+changes neither the outputs nor the final state. Gradients come from autograd.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ from .utils import check_gla_args, compute_dtype, resolve_scale
 
 CHUNK_SIZE = 64
 SUB_CHUNK_SIZE = 16
-# Largest log-factor allowed inside a factorised diagonal sub-block: e^30 ~ 1e13 keeps products of
-# q, k and these factors far from the fp32 limit (~3e38), gradients included.
+# Largest log-factor allowed in a factorised block: e^30 ~ 1e13 keeps products of q, k and these
+# factors far from the fp32 limit (~3e38), gradients included.
 DIAG_SAFE_LOG = 30.0
 
 
@@ -69,34 +73,113 @@ def chunk_gla(
     return chunk_gla_torch(q, k, v, g, scale, initial_state, output_final_state)
 
 
-def chunk_gla_torch(q, k, v, g, scale, initial_state=None, output_final_state=False):
+def chunk_gla_torch(q, k, v, g, scale, initial_state=None, output_final_state=False, chunk_size=None):
     B, T, H, K = q.shape
     V = v.shape[-1]
     dtype = compute_dtype(q, k, v, g, initial_state)
     out_dtype = v.dtype
-    C, S = CHUNK_SIZE, SUB_CHUNK_SIZE
-    N, M = max(1, math.ceil(T / C)), C // S
+    C = chunk_size or CHUNK_SIZE
+    N = max(1, math.ceil(T / C))
 
-    def to_sub_chunks(t: torch.Tensor) -> torch.Tensor:  # [B, T, H, d] -> [B, H, N, M, S, d]
-        t = t.to(dtype).transpose(1, 2)
-        t = F.pad(t, (0, 0, 0, N * C - T)) if N * C != T else t.contiguous()
-        return t.reshape(B, H, N, M, S, t.shape[-1])
+    # Tensors stay in the input's time-major layout, viewed as [B*N, C, H, d]: per-head matrices are
+    # strided views that bmm reads in place, which saves transposing every input (a full copy each).
+    def to_chunks(t: torch.Tensor) -> torch.Tensor:
+        t = t.to(dtype)
+        t = F.pad(t, (0, 0, 0, 0, 0, N * C - T)) if N * C != T else t
+        return t.reshape(B * N, C, H, t.shape[-1])
 
-    q, k, v, g = to_sub_chunks(q) * scale, to_sub_chunks(k), to_sub_chunks(v), to_sub_chunks(g)
+    q, k, v, g = to_chunks(q), to_chunks(k), to_chunks(v), to_chunks(g)
+    b = _chunk_cumsum(g)  # b_t, inclusive cumulative sum inside each chunk, <= 0
+    b_last = b[:, -1]  # [B*N, H, K]
+    decay = b.exp()
+    q_fact = q * decay  # q_t e^{b_t}: exponent <= 0
+    unsafe = b_last.amin(dim=-1) < -DIAG_SAFE_LOG  # [B*N, H]; b decreases, so b_last is its minimum
+    any_unsafe = bool(unsafe.any())
+    # k_j e^{-b_j} <= |k_j| e^{DIAG_SAFE_LOG} in safe chunks; the clamp (only needed, and only paid
+    # for, when some chunk is unsafe) keeps the discarded values of unsafe chunks finite
+    k_fact = k / (decay.clamp(min=math.exp(-DIAG_SAFE_LOG)) if any_unsafe else decay)
+
+    chunk_decay = b_last.exp().unsqueeze(-1)  # e^{b_last}, [B*N, H, K, 1]
+    intra, updates = [], []
+    for h in range(H):
+        q_h, k_h, v_h = q_fact[:, :, h], k_fact[:, :, h], v[:, :, h]
+        # torch.bmm rather than @: these are 3-D already, and the per-call overhead adds up
+        intra_h = torch.bmm(torch.bmm(q_h, k_h.transpose(-1, -2)).tril_(), v_h)  # [B*N, C, V]
+        # sum_j k_j e^{b_last - b_j} v_j^T as (sum_j k_j e^{-b_j} v_j^T) * e^{b_last}
+        update_h = torch.bmm(k_h.transpose(-1, -2), v_h).mul_(chunk_decay[:, h])  # [B*N, K, V]
+        if any_unsafe and bool(unsafe[:, h].any()):
+            index = unsafe[:, h].nonzero().squeeze(-1)
+            head = (q[index, :, h], k[index, :, h], v[index, :, h], g[index, :, h], b[index, :, h])
+            exact_intra, exact_update = _exact_chunks(*head)
+            intra_h = intra_h.index_put((index,), exact_intra)
+            update_h = update_h.index_put((index,), exact_update)
+        intra.append(intra_h)
+        updates.append(update_h)
+
+    updates = torch.stack(updates, dim=1)  # [B*N, H, K, V]
+    starts, final_state = _chunk_states(updates, chunk_decay, initial_state, B, N, dtype)
+    # o = s * (intra + q_fact @ S_start): the scale folded into one fused multiply-add per head
+    heads = [torch.baddbmm(intra[h], q_fact[:, :, h], starts[:, h], beta=scale, alpha=scale) for h in range(H)]
+    o = torch.stack(heads, dim=2)  # [B*N, C, H, V]
+    o = o.reshape(B, N * C, H, V)[:, :T]
+    return o.to(out_dtype), (final_state if output_final_state else None)
+
+
+def _chunk_cumsum(g: torch.Tensor) -> torch.Tensor:
+    """Inclusive cumulative sum over the chunk axis of [B*N, C, H, K], by triangular matmuls.
+
+    torch.cumsum along a non-last dimension is several times slower on CPU. Two levels (inside
+    sub-chunks of 16, then the sub-chunk totals) cost a quarter of one [C, C] triangle's flops and
+    keep every partial sum short.
+    """
+    BN, C, H, K = g.shape
+    S = math.gcd(C, SUB_CHUNK_SIZE)
+    M = C // S
+    local = _lower_ones(S, g) @ g.reshape(BN, M, S, H * K)  # [B*N, M, S, H*K]
+    if M == 1:
+        return local.reshape(BN, C, H, K)
+    offsets = _strictly_lower_ones(M, g) @ local[:, :, -1]  # sum of the sub-chunks before, [B*N, M, H*K]
+    return (local + offsets.unsqueeze(2)).reshape(BN, C, H, K)
+
+
+def _chunk_states(updates, chunk_decay, initial_state, B, N, dtype):
+    """State at the start of every chunk ([B*N, H, K, V]) and after the last chunk ([B, H, K, V]).
+
+    updates: sum_j k_j e^{b_last - b_j} v_j^T per chunk; chunk_decay: e^{b_last}, [B*N, H, K, 1].
+    """
+    BN, H, K, V = updates.shape
+    state = updates.new_zeros(B, H, K, V) if initial_state is None else initial_state.to(dtype)
+    starts = []
+    per_chunk = zip(updates.reshape(B, N, H, K, V).unbind(1), chunk_decay.reshape(B, N, H, K, 1).unbind(1))
+    for update_n, decay_n in per_chunk:
+        starts.append(state)
+        state = torch.addcmul(update_n, decay_n, state)
+    return torch.stack(starts, dim=1).reshape(BN, H, K, V), state
+
+
+def _exact_chunks(q, k, v, g, b):
+    """For [n, C, d] chunks of one head: the intra-chunk output sum_{j <= t} A[t, j] v_j (unscaled)
+    and the state update sum_j k_j e^{b_last - b_j} v_j^T, exact for any gate strength.
+
+    The output uses the two-level form (sub-chunks of ``SUB_CHUNK_SIZE``, see the module docstring);
+    the update only needs exponents <= 0.
+    """
+    n, C, K = q.shape
+    V = v.shape[-1]
+    S = math.gcd(C, SUB_CHUNK_SIZE)
+    M = C // S
+    update = (k * (b[:, -1:] - b).exp()).transpose(-1, -2) @ v
+
+    def split(t: torch.Tensor) -> torch.Tensor:  # [n, C, d] -> [1, 1, n, M, S, d]
+        return t.reshape(1, 1, n, M, S, t.shape[-1])
+
+    q, k, v, g = split(q), split(k), split(v), split(g)
     gates = _SubChunkGates(g)
-
     q_fact = q * gates.local.exp()  # q_t e^{b_t - r_i}, exponent <= 0
     k_end = k * (gates.total.unsqueeze(-2) - gates.local).exp()  # k_j e^{r_{m+1} - b_j}, <= 0
-
     o = _diagonal_blocks(q, q_fact, k_end, k, v, gates)
     o = o + _off_diagonal_blocks(q_fact, k_end, v, gates)
-
-    starts, final_state = _chunk_states(k_end, v, gates, initial_state, dtype)
-    q_start = (q_fact * gates.start.unsqueeze(-2).exp()).reshape(B, H, N, C, K)  # q_t e^{b_t}
-    o = o.reshape(B, H, N, C, V) + q_start @ starts
-
-    o = o.reshape(B, H, N * C, V)[:, :, :T].transpose(1, 2)
-    return o.to(out_dtype), (final_state if output_final_state else None)
+    return o.reshape(n, C, V), update
 
 
 class _SubChunkGates:
@@ -148,23 +231,6 @@ def _off_diagonal_blocks(q_fact, k_end, v, gates):
         A = q_fact[..., i, :, :] @ keys.transpose(-1, -2)  # [B, H, N, S, i*S]
         pieces.append((A @ v[..., :i, :, :].reshape(B, H, N, i * S, V)).unsqueeze(-3))
     return torch.cat(pieces, dim=-3)
-
-
-def _chunk_states(k_end, v, gates, initial_state, dtype):
-    """State at the start of every chunk ([B, H, N, K, V]) and after the last chunk ([B, H, K, V])."""
-    B, H, N, M, S, K = k_end.shape
-    V = v.shape[-1]
-    # k_j e^{b_end - b_j} = k_end * e^{b_end - r_{m+1}}, exponent <= 0
-    after_sub_chunk = gates.start + gates.total  # r_{m+1}
-    k_to_end = k_end * (gates.end.unsqueeze(-2) - after_sub_chunk).exp().unsqueeze(-2)
-    updates = k_to_end.reshape(B, H, N, M * S, K).transpose(-1, -2) @ v.reshape(B, H, N, M * S, V)
-    chunk_decay = gates.end.exp().unsqueeze(-1)  # [B, H, N, K, 1]
-    state = k_end.new_zeros(B, H, K, V) if initial_state is None else initial_state.to(dtype)
-    starts = []
-    for update_n, decay_n in zip(updates.unbind(2), chunk_decay.unbind(2)):
-        starts.append(state)
-        state = torch.addcmul(update_n, decay_n, state)
-    return torch.stack(starts, dim=2), state
 
 
 def _fix_strong_decay_blocks(A, q, k, gates):

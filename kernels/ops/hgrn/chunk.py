@@ -1,10 +1,13 @@
-"""HGRN as a chunked scan: C + T/C sequential steps instead of T.
+"""HGRN as a chunked scan: about 2C + T/C sequential steps, each over many elements, instead of T.
 
-h_t = exp(g_t) * h_{t-1} + x_t. Split time into chunks of C steps.
-1. Inside every chunk, run the recurrence from a zero state, all chunks at once (C steps).
-2. Carry across chunks (T/C steps): start_{n+1} = exp(sum of g over chunk n) * start_n + local_n[last].
-3. h = local + exp(cumsum of g inside the chunk) * start.
-Every exponent is a sum of g <= 0, so nothing overflows however strong the gates are; padding the
+h_t = exp(g_t) * h_{t-1} + x_t. Split time into N chunks of C steps.
+1. Run the recurrence inside every chunk from a zero state, all chunks at once (C steps over
+   [B, N, D]), keeping only each chunk's end state.
+2. Carry across chunks (N steps over [B, D]): start_{n+1} = (product of chunk n's decays) *
+   start_n + end_n.
+3. Run the recurrence inside every chunk again, now from its true start state, writing every h.
+Step 3 performs exactly the reference's update h_t = x_t + exp(g_t) h_{t-1}, so nothing is ever
+factorised: no exponent is positive, nothing can overflow however strong the gates are. Padding the
 tail with g = 0, x = 0 leaves the final state unchanged. The backward pass is the same scan run
 backwards in time (see ``_ChunkScan``), so training costs two scans rather than a graph per step.
 """
@@ -58,77 +61,101 @@ class _ChunkScan(torch.autograd.Function):
     """The scan with a hand-written backward, which is itself a chunked scan run backwards in time.
 
     With lam_t the total gradient reaching h_t (from o_t and, through h_{t+1}, from later steps):
-        lam_t = do_t + exp(g_{t+1}) lam_{t+1}    (plus the final-state gradient at t = T-1)
+        lam_t = do_t + exp(g_{t+1}) lam_{t+1},   lam_T = gradient of the final state
         dx_t = lam_t,  dg_t = lam_t exp(g_t) h_{t-1},  dh0 = exp(g_0) lam_0.
     Autograd through the loops would record ~2 graph nodes per step; this costs two scans.
     """
 
     @staticmethod
     def forward(ctx, x, g, h0, chunk_size):
-        h, h_last = scan(x, g, h0, chunk_size)
-        ctx.save_for_backward(g, h, h0)
+        decay = g.exp()
+        h, h_last = scan(x, decay, h0, chunk_size)
+        ctx.save_for_backward(decay, h, h0)
         ctx.chunk_size = chunk_size
         return h, h_last
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dh, dh_last):
-        g, h, h0 = ctx.saved_tensors
-        B, T, D = g.shape
+        decay, h, h0 = ctx.saved_tensors
+        B, T, D = decay.shape
         if T == 0:
-            return torch.zeros_like(g), torch.zeros_like(g), dh_last if h0 is not None else None, None
-        do = dh.clone()
-        do[:, -1] += dh_last
-        # reversed in time, step t receives lam_{t+1} decayed by exp(g_{t+1}); nothing after T-1
-        g_next = F.pad(g[:, 1:], (0, 0, 0, 1))
-        lam, _ = scan(do.flip(1), g_next.flip(1), None, ctx.chunk_size)
-        lam = lam.flip(1)
-        decay = g.exp()
-        first = torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1)
-        h_prev = torch.cat([first, h[:, :-1]], dim=1)
-        dg = lam * decay * h_prev
-        dh0 = None if h0 is None else lam[:, 0] * decay[:, 0]
+            return torch.zeros_like(decay), torch.zeros_like(decay), dh_last if h0 is not None else None, None
+        # backwards in time, step t receives lam_{t+1} decayed by exp(g_{t+1}); the final-state
+        # gradient enters as the reverse scan's initial state (through decay 1 after step T-1)
+        decay_next = F.pad(decay[:, 1:], (0, 0, 0, 1), value=1.0)
+        lam, _ = scan(dh, decay_next, dh_last, ctx.chunk_size, reverse=True)
+        dg = lam * decay
+        dg[:, 1:] *= h[:, :-1]  # h_{t-1}
+        if h0 is None:
+            dg[:, 0] = 0.0
+            dh0 = None
+        else:
+            dh0 = dg[:, 0].clone()  # lam_0 exp(g_0)
+            dg[:, 0] *= h0
         return lam, dg, dh0, None
 
 
 @torch.no_grad()
-def scan(x: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None, chunk_size: int):
-    """All states h [B, T, D] and the last one [B, D] (h0 when T = 0), in x's dtype, by chunks."""
+def scan(x: torch.Tensor, decay: torch.Tensor, h0: torch.Tensor | None, chunk_size: int, reverse: bool = False):
+    """All states of h_t = x_t + decay_t h_{t-1} ([B, T, D]) and the last one ([B, D]; h0 when T = 0).
+
+    ``reverse`` runs the recurrence from t = T-1 down to 0 (h_t = x_t + decay_t h_{t+1}), h0 entering
+    after the end. Runs without autograd (the Function above supplies the gradient), so the steps
+    write into one preallocated buffer instead of producing tensors to stack afterwards.
+    """
     B, T, D = x.shape
     C = chunk_size
     N = max(1, math.ceil(T / C))
     pad = N * C - T
-    xs = F.pad(x, (0, 0, 0, pad)).view(B, N, C, D)  # [B, N, C, D]: chunk, then time in chunk
-    gs = F.pad(g, (0, 0, 0, pad)).view(B, N, C, D)
-    local = _scan_inside_chunks(xs, gs.exp())  # zero state at each chunk start
-    # inclusive cumsum of g inside each chunk, as a product with a triangular matrix (torch.cumsum
-    # along an inner dimension is several times slower on CPU); every entry is <= 0
-    gcum = torch.ones(C, C, dtype=x.dtype, device=x.device).tril() @ gs
-    starts, h_last = _carry_across_chunks(local[:, :, -1], gcum[:, :, -1].exp(), h0)
-    h = torch.addcmul(local, gcum.exp(), starts.unsqueeze(2))
-    return h.reshape(B, N * C, D)[:, :T], h_last
+    if pad:  # padding with decay 1, x = 0 leaves every state, the last one included, unchanged
+        x, decay = F.pad(x, (0, 0, 0, pad)), F.pad(decay, (0, 0, 0, pad), value=1.0)
+    xs = x.reshape(B, N, C, D)  # [B, N, C, D]: chunk, then time in chunk
+    decays = decay.reshape(B, N, C, D)
+    chunk_decay = decays.prod(dim=2)  # [B, N, D], every factor <= 1
+    local_last = _chunk_end_states(xs, decays, reverse)
+    starts, h_last = _carry_across_chunks(local_last, chunk_decay, h0, reverse)
+    h = _scan_from_starts(xs, decays, starts, reverse)
+    return h.view(B, N * C, D)[:, :T], h_last
 
 
-def _scan_inside_chunks(xs: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
-    """Run the recurrence inside every chunk at once, from a zero state (C sequential steps)."""
-    B, N, C, D = xs.shape
-    h = xs.new_zeros(B, N, D)
-    outputs = []
-    for x_c, decay_c in zip(xs.unbind(2), decay.unbind(2)):
+def _in_order(steps: tuple[torch.Tensor, ...], reverse: bool):
+    return steps[::-1] if reverse else steps
+
+
+def _chunk_end_states(xs: torch.Tensor, decays: torch.Tensor, reverse: bool) -> torch.Tensor:
+    """The state at the end of every chunk when it starts from zero, all chunks at once ([B, N, D])."""
+    xs_steps, decay_steps = _in_order(xs.unbind(2), reverse), _in_order(decays.unbind(2), reverse)
+    h = xs_steps[0]
+    for x_c, decay_c in zip(xs_steps[1:], decay_steps[1:]):
         h = torch.addcmul(x_c, decay_c, h)
-        outputs.append(h)
-    return torch.stack(outputs, dim=2)
+    return h
 
 
-def _carry_across_chunks(local_last, chunk_decay, h0):
-    """State at the start of every chunk ([B, N, D]) and after the last one ([B, D])."""
+def _carry_across_chunks(local_last, chunk_decay, h0, reverse):
+    """State entering every chunk ([B, N, D]) and after the last one ([B, D])."""
     B, N, D = local_last.shape
+    starts = torch.empty_like(local_last)
     state = local_last.new_zeros(B, D) if h0 is None else h0
-    starts = []
-    for last_n, decay_n in zip(local_last.unbind(1), chunk_decay.unbind(1)):
-        starts.append(state)
+    chunks = _in_order(tuple(zip(range(N), local_last.unbind(1), chunk_decay.unbind(1))), reverse)
+    for n, last_n, decay_n in chunks:
+        starts[:, n] = state
         state = torch.addcmul(last_n, decay_n, state)
-    return torch.stack(starts, dim=1), state
+    return starts, state
+
+
+def _scan_from_starts(xs: torch.Tensor, decays: torch.Tensor, starts: torch.Tensor, reverse: bool) -> torch.Tensor:
+    """Every state, running the recurrence inside all chunks at once from their true start states.
+
+    The same steps as the step-by-step loop (h_t = x_t + decay_t h_{t-1}), written in place.
+    """
+    h = torch.empty_like(xs)
+    previous = starts
+    steps = _in_order(tuple(zip(xs.unbind(2), decays.unbind(2), h.unbind(2))), reverse)
+    for x_c, decay_c, h_c in steps:
+        torch.addcmul(x_c, decay_c, previous, out=h_c)
+        previous = h_c
+    return h
 
 
 def _fla_chunk_hgrn(x, g, initial_state, output_final_state):
