@@ -10,6 +10,7 @@ rule build_report:
         throughput="results/tables/finetune_throughput.csv",
         efficiency="results/tables/efficiency.csv",
         slopes="results/tables/efficiency_slopes.csv",
+        significance="results/tables/pairwise_significance.csv",
         code=kernel_sources("report"),
     output:
         html=report(

@@ -3,6 +3,7 @@ and a partial input that renders with notes instead of failing."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import runpy
@@ -19,6 +20,7 @@ from kernels.report.tables import pareto_flags
 MODELS = {"transformer_pp": "Transformer++", "gla": "GLA", "mmfree": "MatMul-Free LM"}
 TASKS = ["sst2", "rte"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PEAK_GFLOPS = 50.0
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -46,6 +48,11 @@ def write_metrics(path: Path, models, tasks, advglue=True, seeds=(0,)) -> None:
                     rows.append(dict(model=model, task=task, seed=seed, dataset="advglue", split=task, level="all",
                                      method="all", metric="robustness_drop", value=0.25, ci_low=0.2, ci_high=0.3,
                                      n=50))
+                    for level, n in (("all", 80), ("word", 60)):
+                        # n: the items with a clean original (fewer than the AdvGLUE set's 100)
+                        rows.append(dict(model=model, task=task, seed=seed, dataset="advglue", split=task,
+                                         level=level, method="all", metric="attack_success_rate",
+                                         value=0.2 + 0.05 * seed, ci_low=0.1, ci_high=0.35, n=n))
     pd.DataFrame(rows).to_csv(path, index=False)
 
 
@@ -77,16 +84,44 @@ def write_efficiency(path: Path, slopes_path: Path, models) -> None:
                                  params=1_500_000, status=status, threads=1, dtype="float32",
                                  state_mb=(seq_len / 256 if model == "transformer_pp" else 0.03)
                                  if mode == "decode" else np.nan,
-                                 flops_per_token=2e6, achieved_gflops=1.0, repeats=3, device_name="test cpu"))
+                                 flops_per_token=2e6, achieved_gflops=1.0 + 0.01 * seq_len, repeats=3,
+                                 device_name="test cpu", peak_gflops=PEAK_GFLOPS))
     frame = pd.DataFrame(rows)
+    frame["mfu"] = frame["achieved_gflops"] / frame["peak_gflops"]
     frame.to_csv(path, index=False)
     fit_slopes(frame).to_csv(slopes_path, index=False)
+
+
+# (b, c) discordant counts per pair; Transformer++ vs MatMul-Free LM is far apart, the others are not.
+DISCORDANT = {("transformer_pp", "gla"): (12, 10), ("gla", "mmfree"): (9, 14), ("transformer_pp", "mmfree"): (40, 5)}
+
+
+def write_significance(path: Path, tasks, seeds=(0,)) -> None:
+    """As tables_eval writes it; pairs stored in the opposite order for one pair (the report re-orients it)."""
+    from kernels.evaluation.significance import holm_adjust, mcnemar_exact
+
+    rows = []
+    for task in tasks:
+        for seed in seeds:
+            for dataset, split, level, n in (("glue", "validation", "all", 200), ("advglue", task, "all", 100),
+                                             ("advglue", task, "word", 60)):
+                family = []
+                for (a, b_model), (b, c) in DISCORDANT.items():
+                    if (a, b_model) == ("gla", "mmfree"):
+                        a, b_model, b, c = b_model, a, c, b  # stored as mmfree vs gla
+                    acc_b = 0.6
+                    family.append(dict(model_a=a, model_b=b_model, task=task, seed=seed, dataset=dataset,
+                                       split=split, level=level, n=n, acc_a=acc_b + (b - c) / n, acc_b=acc_b,
+                                       diff=(b - c) / n, b=b, c=c, p_value=mcnemar_exact(b, c)))
+                for row, adjusted in zip(family, holm_adjust([r["p_value"] for r in family])):
+                    rows.append(dict(row, significant=row["p_value"] < 0.05, p_holm=adjusted))
+    pd.DataFrame(rows).to_csv(path, index=False)
 
 
 def table_paths(directory: Path) -> dict[str, Path]:
     return {"metrics": directory / "metrics.csv", "scores": directory / "advglue_scores.csv",
             "throughput": directory / "finetune_throughput.csv", "efficiency": directory / "efficiency.csv",
-            "slopes": directory / "efficiency_slopes.csv"}
+            "slopes": directory / "efficiency_slopes.csv", "significance": directory / "pairwise_significance.csv"}
 
 
 def embedded_specs(page: str) -> dict[str, dict]:
@@ -112,6 +147,7 @@ def full_report(tmp_path_factory):
     write_scores(paths["scores"], MODELS, TASKS)
     write_throughput(paths["throughput"], MODELS, TASKS)
     write_efficiency(paths["efficiency"], paths["slopes"], MODELS)
+    write_significance(paths["significance"], TASKS, seeds=(0, 1))
     html_path, figures = directory / "report" / "index.html", directory / "report" / "figures"
     config = {"run_name": "synthetic", "demo": True, "models": {m: {"label": l} for m, l in MODELS.items()}}
     notes = build_report(paths, html_path, figures, config=config, models=MODELS,
@@ -277,3 +313,127 @@ def test_pareto_table_names_dominating_models(tmp_path):
         else:
             assert row["Dominated by"] != "–" and label not in row["Dominated by"]
     assert (table["Pareto front"] == "Pareto-optimal").any()
+
+
+def section_html(page: str, section: str) -> str:
+    return re.search(rf'<section id="{section}">(.*?)</section>', page, flags=re.S).group(1)
+
+
+def table_rows(page: str, table_id: str) -> list[tuple[str, list[str]]]:
+    """(row class, cell texts) of every body row of the table ``table_id``."""
+    body = re.search(rf'<table class="data" id="{table_id}">.*?<tbody>(.*?)</tbody>', page, flags=re.S).group(1)
+    rows = []
+    for attributes, cells in re.findall(r"<tr([^>]*)>(.*?)</tr>", body, flags=re.S):
+        css = re.search(r'class="([^"]*)"', attributes)
+        rows.append((css.group(1) if css else "", [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>",
+                                                                                       cells)]))
+    return rows
+
+
+def test_significance_table_marks_not_significant_pairs(full_report):
+    page, _, _ = full_report
+    section = section_html(page, "significance")
+    header = re.search(r'<table class="data" id="significance-table"><thead>(.*?)</thead>', section, re.S).group(1)
+    columns = [html.unescape(c).split(" ↑")[0] for c in re.findall(r"<th[^>]*>(.*?)</th>", header)]
+    rows = table_rows(section, "significance-table")
+    # 2 tasks x 2 whole sets (GLUE, AdvGLUE) x 2 seeds x 3 pairs; the word level is in the details table.
+    assert len(rows) == 24
+    for css, cells in rows:
+        row = dict(zip(columns, cells))
+        pair = (row["Model A"], row["Model B"])
+        # Pairs follow the report's model order, also the one stored the other way round.
+        assert pair in {("Transformer++", "GLA"), ("Transformer++", "MatMul-Free LM"), ("GLA", "MatMul-Free LM")}
+        if pair == ("Transformer++", "MatMul-Free LM"):
+            assert (css, row["Verdict"], row["b"], row["c"]) == ("", "significant", "40", "5")
+            assert float(row["p"]) < 1e-3
+        else:
+            assert css == "ns" and row["Verdict"] == "n.s."
+        if pair == ("GLA", "MatMul-Free LM"):
+            assert (row["b"], row["c"]) == ("9", "14")
+            assert float(row["A − B"]) == pytest.approx((9 - 14) / int(row["Items"]))
+            assert row["p"] == "0.40"  # exact McNemar, 9 vs 14 discordant items
+    assert len(table_rows(section, "significance-levels")) == 12  # the word level, in a <details> table
+
+
+def test_non_significant_differences_noted_by_the_charts(full_report):
+    page, _, _ = full_report
+    glue = re.search(r'id="glue-significance">(.*?)</div>', page, flags=re.S).group(1)
+    assert "sst2</b>, GLUE validation" in glue
+    assert "significant: Transformer++ &gt; MatMul-Free LM" in glue
+    assert "not significant: Transformer++ vs GLA (p = 0.83); GLA vs MatMul-Free LM (p = 0.40)" in glue
+    assert 'id="advglue-significance"' in section_html(page, "robustness")
+    # 2 tasks x 2 whole sets x 2 seeds x 3 pairs, of which Transformer++ vs MatMul-Free LM differ.
+    assert "8 of 24 pairwise accuracy differences" in section_html(page, "headline")
+
+
+def test_robustness_table_per_model_with_levels_counts_and_seeds(full_report):
+    page, _, _ = full_report
+    rows = [cells for _, cells in table_rows(page, "robustness-table")]
+    # 3 models x 2 tasks x (all levels, word)
+    assert len(rows) == 12
+    first, word = rows[0], rows[1]
+    assert first[:3] == ["Transformer++", "rte", "all levels"] and word[:3] == ["", "", "word"]
+    assert re.fullmatch(r"0\.4\d\d", first[3])  # official AdvGLUE score, mean over seeds
+    assert re.fullmatch(r"0\.\d{3} ± 0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", first[4])  # accuracy over 2 seeds
+    assert first[5] == "100" and word[5] == "100"
+    # Attack success rate 0.2 and 0.25 over the seeds: mean 0.225, sd 0.035, counts of items with an original.
+    assert first[6].startswith("0.225 ± 0.035 [") and first[7] == "80" and word[7] == "60"
+    assert first[8].startswith("0.250 ± 0.000") and word[8] == "–" and first[9] == "2"
+
+
+def test_mfu_chart_and_tables(full_report):
+    page, _, _ = full_report
+    spec = embedded_specs(page)["mfu"]
+    assert "50 GFLOP/s (cpu, float32)" in json.dumps(spec["title"])
+    rows = next(iter(spec["datasets"].values()))
+    point = next(r for r in rows if r["model"] == "gla" and r["mode"] == "train" and r["seq_len"] == 128)
+    assert point["mfu_percent"] == pytest.approx(100 * (1.0 + 0.01 * 128) / PEAK_GFLOPS)
+    mfu = dict((cells[0], cells[1:]) for _, cells in table_rows(page, "mfu-table"))
+    assert set(mfu) == set(MODELS.values()) and mfu["GLA"][0].endswith("%)")
+    assert "peak measured before profiling: 50 GFLOP/s (cpu)" in section_html(page, "efficiency")
+    throughput = dict((cells[0], cells[1:]) for _, cells in table_rows(page, "finetune-throughput"))
+    assert throughput["GLA"] == ["5,100", "5,100", "1"]
+
+
+def test_missing_significance_and_mfu_render_with_notes(tmp_path):
+    paths = table_paths(tmp_path)
+    write_metrics(paths["metrics"], MODELS, TASKS)
+    write_efficiency(paths["efficiency"], paths["slopes"], MODELS)
+    old = pd.read_csv(paths["efficiency"]).drop(columns=["mfu", "peak_gflops"])  # profiled before MFU existed
+    old.to_csv(paths["efficiency"], index=False)
+    pd.read_csv(paths["slopes"]).drop(columns=["median_mfu", "max_mfu", "peak_gflops"]).to_csv(paths["slopes"],
+                                                                                              index=False)
+    html_path = tmp_path / "report" / "index.html"
+    notes = build_report(paths, html_path, tmp_path / "report" / "figures", models=MODELS)
+    assert any("significance table missing" in n for n in notes)
+    assert any("no MFU values" in n for n in notes)
+    page = html_path.read_text(encoding="utf-8")
+    assert "No pairwise significance results" in section_html(page, "significance")
+    assert 'id="glue-significance"' not in page
+    assert embedded_specs(page)["mfu"]["mark"]["type"] == "text"  # the placeholder
+    assert '<p id="mfu-table">No data.</p>' in page
+
+
+def test_oriented_swaps_pairs_into_model_order():
+    from kernels.report.significance import oriented
+
+    table = pd.DataFrame({"model_a": ["mmfree", "gla"], "model_b": ["gla", "transformer_pp"],
+                          "acc_a": [0.7, 0.5], "acc_b": [0.6, 0.8], "diff": [0.1, -0.3], "b": [12, 3], "c": [2, 33]})
+    flipped = oriented(table, list(MODELS))
+    assert flipped[["model_a", "model_b"]].values.tolist() == [["gla", "mmfree"], ["transformer_pp", "gla"]]
+    assert flipped["diff"].tolist() == [-0.1, 0.3] and flipped["b"].tolist() == [2, 33]
+    assert flipped["acc_a"].tolist() == [0.6, 0.8]
+
+
+def test_significance_summary_over_seeds_says_when_only_some_seeds_differ():
+    from kernels.report.significance import task_summaries
+    from kernels.report.tables import ReportData
+
+    rows = [dict(model_a="gla", model_b="transformer_pp", task="rte", seed=seed, dataset="glue", split="validation",
+                 level="all", n=100, acc_a=0.5, acc_b=0.6, diff=-0.1, b=b, c=c, p_value=p, p_holm=p)
+            for seed, b, c, p in ((0, 5, 15, 0.041), (1, 8, 12, 0.5), (2, 2, 20, 0.0001))]
+    data = ReportData(tables={"significance": pd.DataFrame(rows)}, labels=dict(MODELS))
+    (line,) = task_summaries(data, ("glue",))
+    # Oriented into the model order (Transformer++ first): the difference flips sign, so Transformer++ is ahead.
+    assert "significant in some seeds only: Transformer++ &gt; GLA in 2 of 3 seeds (p = 1.0e-04–0.50)" in line
+    assert "not significant" not in line

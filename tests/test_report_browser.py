@@ -14,7 +14,7 @@ from kernels.report.browser import (console_problems, load_report, open_browser,
                                     unavailable_reason)
 from kernels.report.charts import DIMMED_OPACITY
 from test_report import (MODELS, TASKS, table_paths, write_efficiency, write_metrics, write_scores,
-                         write_throughput)
+                         write_significance, write_throughput)
 
 pytestmark = pytest.mark.browser
 
@@ -57,6 +57,7 @@ def full_page(tmp_path_factory):
     write_scores(paths["scores"], MODELS, TASKS)
     write_throughput(paths["throughput"], MODELS, TASKS)
     write_efficiency(paths["efficiency"], paths["slopes"], MODELS)
+    write_significance(paths["significance"], TASKS)
     html_path = directory / "report" / "index.html"
     config = {"run_name": "browser", "demo": True, "tasks": TASKS, "seeds": [0],
               "models": {m: {"label": l, "family": m} for m, l in MODELS.items()}}
@@ -86,7 +87,7 @@ def test_every_chart_renders_without_errors(browser, full_page):
     empty = [name for name, count in counts.items() if count < 3]
     assert not empty, f"charts drawn without marks: {empty}"
     assert browser.find_element(By.ID, "demo-banner").text == DEMO_BANNER
-    for section in ("setup", "headline", "performance", "robustness", "efficiency", "tradeoff"):
+    for section in ("setup", "headline", "performance", "robustness", "significance", "efficiency", "tradeoff"):
         assert browser.find_element(By.ID, section).is_displayed(), section
     assert console_problems(browser) == []
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -127,15 +128,43 @@ def test_one_selection_highlights_a_model_in_every_chart(browser, full_page):
     assert console_problems(browser) == []
 
 
+def hover_tooltip(driver, element) -> str:
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    ActionChains(driver).move_to_element(element).perform()
+    tooltip = wait_for(lambda: next((e for e in driver.find_elements(By.ID, "vg-tooltip-element")
+                                     if e.is_displayed() and e.text), None), what="tooltip")
+    return tooltip.text
+
+
 def test_tooltip_shows_the_hovered_model(browser, full_page):
     load_report(browser, full_page, timeout_s=RENDER_TIMEOUT_S)
     bar = browser.find_elements(By.CSS_SELECTOR, "#vis-glue_accuracy g.mark-rect path")[0]
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", bar)
-    ActionChains(browser).move_to_element(bar).perform()
-    tooltip = wait_for(lambda: next((e for e in browser.find_elements(By.ID, "vg-tooltip-element")
-                                     if e.is_displayed() and e.text), None), what="tooltip")
-    assert "accuracy" in tooltip.text and "95% CI low" in tooltip.text
-    assert any(label in tooltip.text for label in MODELS.values())
+    text = hover_tooltip(browser, bar)
+    assert "accuracy" in text and "95% CI low" in text
+    assert any(label in text for label in MODELS.values())
+
+
+def test_mfu_chart_tooltip_names_model_and_peak(browser, full_page):
+    load_report(browser, full_page, timeout_s=RENDER_TIMEOUT_S)
+    point = browser.find_elements(By.CSS_SELECTOR, "#vis-mfu g.mark-symbol path")[0]
+    text = hover_tooltip(browser, point)
+    assert "MFU %" in text and "peak GFLOP/s" in text
+    assert any(label in text for label in MODELS.values())
+    assert "measured dense matmul peak" in browser.find_element(By.ID, "vis-mfu").text
+
+
+def test_not_significant_pairs_are_muted(browser, full_page):
+    load_report(browser, full_page, timeout_s=RENDER_TIMEOUT_S)
+    colours = browser.execute_script("""
+        var rows = document.querySelectorAll("#significance-table tbody tr");
+        return Array.from(rows).map(function (row) {
+          return [row.className, getComputedStyle(row.cells[0]).color, row.cells[row.cells.length - 1].textContent];
+        });""")
+    muted = {colour for css, colour, verdict in colours if css == "ns"}
+    plain = {colour for css, colour, verdict in colours if css != "ns"}
+    assert muted and plain and not muted & plain
+    assert {verdict for css, _, verdict in colours if css == "ns"} == {"n.s."}
+    assert {verdict for css, _, verdict in colours if css != "ns"} == {"significant"}
 
 
 def test_partial_report_renders_and_says_what_is_missing(browser, tmp_path):

@@ -1,7 +1,7 @@
 """Snakemake script: tidy tables -> results/report/index.html and results/report/figures/{name}.svg|png.
 
-input: ``metrics``, ``scores``, ``throughput``, ``efficiency``, ``slopes``; output: ``html``, ``figures``
-(the SVG and PNG paths of ``kernels.report.FIGURES``); params: ``config``, ``models`` (name -> label),
+input: ``metrics``, ``scores``, ``throughput``, ``efficiency``, ``slopes``, ``significance``; output: ``html``,
+``figures`` (the SVG and PNG paths of ``kernels.report.FIGURES``); params: ``config``, ``models`` (name -> label),
 ``report`` (title, width, height).
 """
 
@@ -27,8 +27,9 @@ def figures_dir_of(figures: list[str]) -> Path:
 
 
 def main(metrics: str, scores: str, throughput: str, efficiency: str, slopes: str, html: str,
-         figures: list[str], config: dict, models: dict, report: dict) -> None:
-    paths = dict(metrics=metrics, scores=scores, throughput=throughput, efficiency=efficiency, slopes=slopes)
+         figures: list[str], config: dict, models: dict, report: dict, significance: str | None = None) -> None:
+    paths = dict(metrics=metrics, scores=scores, throughput=throughput, efficiency=efficiency, slopes=slopes,
+                 significance=significance)
     notes = build_report(paths, html, figures_dir_of(list(figures)), config=config, models=models, settings=report)
     for note in notes:
         print(f"[report] missing: {note}")
@@ -37,7 +38,8 @@ def main(metrics: str, scores: str, throughput: str, efficiency: str, slopes: st
 if "snakemake" in globals():
     smk = globals()["snakemake"]
     main(metrics=smk.input.metrics, scores=smk.input.scores, throughput=smk.input.throughput,
-         efficiency=smk.input.efficiency, slopes=smk.input.slopes, html=smk.output.html,
+         efficiency=smk.input.efficiency, slopes=smk.input.slopes, significance=smk.input.significance,
+         html=smk.output.html,
          figures=list(smk.output.figures), config=dict(smk.params.config), models=dict(smk.params.models),
          report=dict(smk.params.report))
 elif __name__ == "__main__":
@@ -50,7 +52,8 @@ elif __name__ == "__main__":
     tables = Path(args.tables)
     main(metrics=str(tables / "metrics.csv"), scores=str(tables / "advglue_scores.csv"),
          throughput=str(tables / "finetune_throughput.csv"), efficiency=str(tables / "efficiency.csv"),
-         slopes=str(tables / "efficiency_slopes.csv"), html=str(Path(args.out) / "index.html"),
+         slopes=str(tables / "efficiency_slopes.csv"), significance=str(tables / "pairwise_significance.csv"),
+         html=str(Path(args.out) / "index.html"),
          figures=[str(Path(args.out) / "figures" / f"{n}.{e}") for n in FIGURES for e in ("svg", "png")],
          config=config, models={k: v.get("label", k) for k, v in config.get("models", {}).items()},
          report=config.get("report", {}))

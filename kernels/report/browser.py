@@ -85,6 +85,7 @@ def full_page_png(driver, scale: float = 1.0) -> bytes:
 
 
 def save_full_page_png(driver, path: str | os.PathLike, scale: float = 1.0) -> Path:
+    """The full-page screenshot at ``path``."""
     png = full_page_png(driver, scale)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(png)

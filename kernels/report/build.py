@@ -5,31 +5,36 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import vl_convert
 import yaml
 
 from kernels.io import atomic_path, write_text
 from kernels.report.charts import FIGURE_LIST, Figure, Style, build_figure, tradeoff_points
+from kernels.report.efficiency_tables import mfu_peak, mfu_table, throughput_table
 from kernels.report.page import Section, chart_block, page, vegalite_version
+from kernels.report.robustness import robustness_table
+from kernels.report.significance import ALPHA, headline_summary, significance_table, summary_block
 from kernels.report.setup import data_table, hardware_table, models_table, versions_table
 from kernels.report.tables import (ReportData, largest_common_point, model_order, per_model_mean, read_table,
                                    set_names, totals)
 
+INPUT_TABLES = ("metrics", "scores", "throughput", "efficiency", "slopes", "significance")
 DEFAULT_SETTINGS = {"title": "Efficiency, performance and robustness of efficient LLM architectures",
                     "width": 420, "height": 260}
 
 
 def load_report_data(paths: dict[str, str | os.PathLike | None], labels: dict[str, str]) -> ReportData:
     """Read every input table; absent tables become notes. ``paths`` keys: metrics, scores, throughput,
-    efficiency, slopes."""
+    efficiency, slopes, significance."""
     notes: list[str] = []
-    tables = {name: read_table(name, paths.get(name), notes) for name in
-              ("metrics", "scores", "throughput", "efficiency", "slopes")}
+    tables = {name: read_table(name, paths.get(name), notes) for name in INPUT_TABLES}
     data = ReportData(tables=tables, labels=model_order(labels, tables), notes=notes)
     data.notes.extend(coverage_notes(data, labels))
     return data
@@ -61,6 +66,11 @@ def coverage_notes(data: ReportData, configured: dict[str, str]) -> list[str]:
         if not partial.empty:
             names = ", ".join(sorted({data.labels.get(m, m) for m in partial["model"]}))
             notes.append(f"AdvGLUE overall score incomplete (not every AdvGLUE task evaluated) for: {names}.")
+    if efficiency is not None and ("mfu" not in efficiency.columns or efficiency["mfu"].notna().sum() == 0):
+        notes.append("efficiency.csv has no MFU values (profiled before MFU was measured?): the MFU chart and "
+                     "table are left empty.")
+    if data.get("significance") is None and metrics is not None and metrics["model"].nunique() < 2:
+        notes.append("Only one model has results: there is no pairwise significance test.")
     if efficiency is not None and "status" in efficiency.columns:
         oom = efficiency[efficiency["status"] == "oom"]
         if not oom.empty:
@@ -80,13 +90,13 @@ def _at_largest(efficiency: pd.DataFrame | None, mode: str, column: str) -> tupl
 def headline_table(data: ReportData) -> pd.DataFrame:
     """One row per model with the numbers of the abstract: accuracy, robustness, speed, memory."""
     metrics, efficiency = data.get("metrics"), data.get("efficiency")
+    # Parameter counts are in the setup section's model table, right above: the headline stays narrow.
     columns: dict[str, pd.Series] = {}
-    if efficiency is not None:
-        columns["Parameters"] = efficiency.groupby("model")["params"].max()
     columns["GLUE accuracy"] = per_model_mean(totals(metrics, "accuracy", ("glue",)))
     columns["AdvGLUE accuracy"] = per_model_mean(totals(metrics, "accuracy", ("advglue",)))
     columns["Robustness drop"] = per_model_mean(
         totals(metrics, "robustness_drop", ("advglue", "glue", "advglue_original")))
+    columns["Attack success rate"] = per_model_mean(totals(metrics, "attack_success_rate", ("advglue",)))
     scores = data.get("scores")
     if scores is not None:
         columns["AdvGLUE score (overall)"] = scores[scores["task"] == "overall"].groupby("model")["score"].mean()
@@ -94,13 +104,14 @@ def headline_table(data: ReportData) -> pd.DataFrame:
                                 ("prefill", "median_ms", "Prefill ms"),
                                 ("decode", "median_ms", "Decode ms/token"),
                                 ("decode", "state_mb", "Decode state MiB/seq"),
-                                ("train", "peak_mem_mb", "Train peak MiB")):
+                                ("train", "peak_mem_mb", "Train peak MiB"),
+                                ("train", "mfu", "Train MFU")):
         values, length = _at_largest(efficiency, mode, column)
         if length is not None:
             columns[f"{title} @ {length}"] = values
     throughput = data.get("throughput")
     if throughput is not None:
-        columns["Fine-tune tokens/s (median)"] = throughput.groupby("model")["tokens_per_s_median"].median()
+        columns["Fine-tune tokens/s"] = throughput.groupby("model")["tokens_per_s_median"].median()
     table = pd.DataFrame(columns)
     table = table.reindex([m for m in data.labels if m in table.index])
     table.index = [data.labels[m] for m in table.index]
@@ -141,8 +152,9 @@ def slopes_table(data: ReportData) -> pd.DataFrame:
     return table
 
 
-HIGHER_IS_BETTER = ("GLUE accuracy", "AdvGLUE accuracy", "AdvGLUE score", "Train tokens/s", "Fine-tune tokens/s")
-LOWER_IS_BETTER = ("Robustness drop", "Prefill ms", "Decode ms", "Decode state", "Train peak")
+HIGHER_IS_BETTER = ("GLUE accuracy", "AdvGLUE accuracy", "AdvGLUE score", "Train tokens/s", "Fine-tune tokens/s",
+                    "Train MFU")
+LOWER_IS_BETTER = ("Robustness drop", "Attack success rate", "Prefill ms", "Decode ms", "Decode state", "Train peak")
 
 
 def better_direction(column: str) -> str | None:
@@ -159,6 +171,8 @@ def _format(value: Any) -> str:
         return value
     if value is None or pd.isna(value):
         return "–"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f"{int(value):,}"
     value = float(value)
     if abs(value) >= 1000:
         return f"{value:,.0f}"
@@ -166,6 +180,12 @@ def _format(value: Any) -> str:
 
 
 TEXT_CLASS = ' class="text"'
+NUMBER_TEXT = re.compile(r"^([+\-−]?\d|–$)")
+
+
+def _is_text(value: Any) -> bool:
+    """Words are left-aligned; numbers, also when pre-formatted as text ("0.41 [0.30, 0.52]", "+0.012"), are not."""
+    return isinstance(value, str) and not NUMBER_TEXT.match(value)
 
 
 def _best_rows(column: pd.Series, direction: str | None) -> set[int]:
@@ -176,13 +196,15 @@ def _best_rows(column: pd.Series, direction: str | None) -> set[int]:
     return {i for i, v in enumerate(numbers) if v == best}
 
 
-def html_table(table: pd.DataFrame, table_id: str, mark_best: bool = False) -> str:
-    """An HTML table; with ``mark_best``, the best value of each column that has a better end is bold."""
+def html_table(table: pd.DataFrame, table_id: str, mark_best: bool = False,
+               row_classes: list[str] | None = None) -> str:
+    """An HTML table; with ``mark_best``, the best value of each column that has a better end is bold;
+    ``row_classes`` gives each row a CSS class (e.g. ``ns`` for muted, not significant rows)."""
     if table.empty:
         return f'<p id="{table_id}">No data.</p>'
     if table.index.name is not None:
         table = table.reset_index()
-    text_columns = {c for c in table.columns if table[c].map(lambda v: isinstance(v, str)).all()}
+    text_columns = {c for c in table.columns if table[c].map(_is_text).all()}
     header = "".join(f"<th{TEXT_CLASS if c in text_columns else ''}>{html.escape(str(c))}"
                      f"{_arrow(c) if mark_best else ''}</th>" for c in table.columns)
     best = {c: _best_rows(table[c], better_direction(str(c))) if mark_best else set() for c in table.columns}
@@ -190,12 +212,13 @@ def html_table(table: pd.DataFrame, table_id: str, mark_best: bool = False) -> s
     for i, record in enumerate(table.itertuples(index=False)):
         cells = []
         for column, value in zip(table.columns, record):
-            classes = [n for n, on in (("best", i in best[column]), ("text", isinstance(value, str))) if on]
+            classes = [n for n, on in (("best", i in best[column]), ("text", _is_text(value))) if on]
             attribute = f' class="{" ".join(classes)}"' if classes else ""
             cells.append(f"<td{attribute}>{html.escape(_format(value))}</td>")
-        rows.append(f"<tr>{''.join(cells)}</tr>")
-    return (f'<table class="data" id="{table_id}"><thead><tr>{header}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+        row_class = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
+        rows.append(f"<tr{row_class}>{''.join(cells)}</tr>")
+    return (f'<div class="table-scroll"><table class="data" id="{table_id}"><thead><tr>{header}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def _arrow(column: Any) -> str:
@@ -270,25 +293,76 @@ def figure_blocks(figures: list[tuple[Figure, dict]], section: str, extra: str =
     return f'<div class="figures">{blocks}{extra}</div>'
 
 
+SEEDS_HINT = ("With several seeds a cell reads mean ± sd over seeds [95% t-interval over seeds]; with one seed "
+              "value [bootstrap 95% CI].")
+
+
+def robustness_block(data: ReportData) -> str:
+    hint = ('<p class="hint">Per model, AdvGLUE set and perturbation level: the official AdvGLUE score (whole set), '
+            "accuracy with its item count, attack success rate over the items that have a clean original, and "
+            "robustness drop (GLUE validation accuracy minus AdvGLUE accuracy). "
+            f"{SEEDS_HINT} Human-crafted items have no original, so no attack success rate.</p>")
+    return (f"<div><h3>Robustness per model</h3>\n{hint}\n"
+            f"{html_table(robustness_table(data), 'robustness-table')}</div>")
+
+
+def significance_section(data: ReportData) -> str:
+    if data.get("significance") is None:
+        return ('<p id="significance-table">No pairwise significance results (they need the predictions of at '
+                "least two models on the same items; see What is missing).</p>")
+    hint = ('<p class="hint">Every pair of models on the same items of one task, evaluation set and seed (each seed '
+            "is its own fine-tuning run); A − B is the accuracy difference. <i>b</i>: items model A gets right and "
+            "B wrong, <i>c</i>: the reverse; the exact McNemar test (p) uses only these discordant items, p (Holm) "
+            "corrects it for the model pairs compared on the same items. Verdict: significant when p (Holm) &lt; "
+            f"{ALPHA}; greyed rows are <b>not significant</b>: <i>n.s.</i> (p ≥ {ALPHA}) or <i>n.s. after Holm</i> "
+            "(only the uncorrected p is below it). Their differences are within noise.</p>")
+    whole, whole_classes = significance_table(data, ("all",))
+    levels = tuple(lv for lv in ("word", "sentence", "human") if lv in set(data.get("significance")["level"]))
+    details = ""
+    if levels:
+        per_level, level_classes = significance_table(data, levels)
+        details = ("<details><summary>Per AdvGLUE perturbation level</summary>\n"
+                   + html_table(per_level, "significance-levels", row_classes=level_classes) + "</details>")
+    return hint + html_table(whole, "significance-table", row_classes=whole_classes) + details
+
+
+def efficiency_extras(data: ReportData) -> str:
+    slopes_hint = ('<p class="hint">Slope of log(latency) against log(sequence length), least squares over the '
+                   "profiled lengths: about 1 is linear, 2 quadratic; for decode (latency per token) about 0 means "
+                   "a constant cost per token.</p>")
+    mfu_hint = ('<p class="hint">Model FLOPs utilisation per mode: median over the profiled sequence lengths (best '
+                "length in brackets), against the dense matmul peak measured before profiling: "
+                f"{html.escape(mfu_peak(data))}.</p>")
+    throughput_hint = ('<p class="hint">Measured during fine-tuning: median tokens/s over the logged training '
+                       "steps, per task; with several seeds mean ± sd over seeds.</p>")
+    return "".join([
+        _subsection("Scaling exponents", slopes_hint + html_table(slopes_table(data), "slopes")),
+        _subsection("MFU per model and mode", mfu_hint + html_table(mfu_table(data), "mfu-table")),
+        _subsection("Fine-tuning throughput (tokens/s)", throughput_hint
+                    + html_table(throughput_table(data), "finetune-throughput")),
+    ])
+
+
 def report_sections(data: ReportData, config: dict[str, Any], figures: list[tuple[Figure, dict]]) -> list[Section]:
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in data.notes) or "<li>Nothing missing.</li>"
     headline_hint = ('<p class="hint">Means over tasks (and seeds). ↑ higher is better, ↓ lower is better; the best '
                      "value of each column is bold. Efficiency columns are taken at the largest sequence length "
                      "(after @) that every model reached.</p>")
+    performance_extra = ("<div><h3>Accuracy per task and evaluation set [95% CI]</h3>\n"
+                         + html_table(task_table(data), "tasks") + summary_block(data, ("glue",), "glue-significance")
+                         + "</div>")
     return [
         Section("setup", "Setup", setup_section(data, config)),
-        Section("headline", "Headline numbers", headline_hint + html_table(headline_table(data), "headline",
-                                                                            mark_best=True)),
+        Section("headline", "Headline numbers", headline_hint + headline_summary(data)
+                + html_table(headline_table(data), "headline", mark_best=True)),
         Section("missing-pieces", "What is missing", f'<ul class="notes" id="missing">{notes}</ul>'),
-        Section("performance", "Performance (GLUE)", figure_blocks(
-            figures, "performance", "<div><h3>Accuracy per task and evaluation set [95% CI]</h3>\n"
-            + html_table(task_table(data), "tasks") + "</div>")),
-        Section("robustness", "Robustness (AdvGLUE)", figure_blocks(figures, "robustness")),
+        Section("performance", "Performance (GLUE)", figure_blocks(figures, "performance", performance_extra)),
+        Section("robustness", "Robustness (AdvGLUE)", figure_blocks(
+            figures, "robustness", summary_block(data, ("advglue",), "advglue-significance"))
+                + robustness_block(data)),
+        Section("significance", "Significance (pairwise)", significance_section(data)),
         Section("efficiency", "Efficiency (scaling)", figure_blocks(
-            figures, "efficiency", "<div><h3>Scaling exponents</h3>\n<p class=\"hint\">Slope of log(latency) "
-            "against log(sequence length), least squares over the profiled lengths: about 1 is linear, 2 "
-            "quadratic; for decode (latency per token) about 0 means a constant cost per token.</p>\n"
-            + html_table(slopes_table(data), "slopes") + "</div>")),
+            figures, "efficiency", f'<div class="grid compact">{efficiency_extras(data)}</div>')),
         Section("tradeoff", "Trade-off", figure_blocks(figures, "tradeoff")
                 + "\n" + html_table(pareto_table(data), "pareto")),
     ]

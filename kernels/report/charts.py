@@ -156,6 +156,17 @@ def robustness_drop(data: ReportData, style: Style) -> alt.Chart:
                          "Robustness drop: accuracy lost under AdvGLUE attacks (95% CI)")
 
 
+def attack_success_rate(data: ReportData, style: Style) -> alt.Chart:
+    frame = totals(data.get("metrics"), "attack_success_rate", ("advglue",))
+    if frame.empty:
+        return placeholder("no attack_success_rate rows in metrics.csv (no AdvGLUE item with a clean original?)",
+                           style)
+    frame = with_labels(frame, style.labels)
+    return _bars_with_ci(frame, style, "split", "AdvGLUE set", "attack success rate",
+                         "Attack success rate: clean original right, adversarial version wrong (95% CI)",
+                         y_domain=(0.0, 1.0))
+
+
 def advglue_scores(data: ReportData, style: Style) -> alt.Chart:
     scores = data.get("scores")
     if scores is None:
@@ -182,8 +193,8 @@ def _efficiency_rows(data: ReportData) -> pd.DataFrame | None:
     return rows if not rows.empty else None
 
 
-def _per_mode_lines(frame: pd.DataFrame, style: Style, y: str, y_title: str, y_log: bool, title: str,
-                    extra_tooltip: list) -> alt.FacetChart:
+def _per_mode_lines(frame: pd.DataFrame, style: Style, y: str, y_title: str, y_log: bool,
+                    title: str | alt.TitleParams, extra_tooltip: list) -> alt.FacetChart:
     frame = frame.copy()
     frame["batch"] = "batch " + frame["batch_size"].astype(str)
     y_scale = alt.Scale(type="log") if y_log else alt.Scale()
@@ -242,6 +253,33 @@ def decode_state(data: ReportData, style: Style) -> alt.Chart:
                  alt.Tooltip("state_mb:Q", title="state MiB", format=".4f")],
     ).properties(width=style.width, height=style.height,
                  title="Decode state (KV cache or recurrent state) vs context length")
+
+
+def peak_description(rows: pd.DataFrame) -> str:
+    """The measured matmul peak(s) behind the MFU, e.g. ``202 GFLOP/s (cpu, float32)``."""
+    peaks = rows["peak_gflops"].dropna()
+    if peaks.empty:
+        return "peak not measured"
+    low, high = peaks.min(), peaks.max()
+    value = f"{low:,.0f}" if round(low) == round(high) else f"{low:,.0f}–{high:,.0f}"
+    where = ", ".join(str(v) for c in ("device", "dtype") if c in rows.columns
+                      for v in rows[c].dropna().astype(str).unique())
+    return f"{value} GFLOP/s" + (f" ({where})" if where else "")
+
+
+def mfu_scaling(data: ReportData, style: Style) -> alt.Chart:
+    rows = _efficiency_rows(data)
+    if rows is None or "mfu" not in rows.columns or rows["mfu"].notna().sum() == 0:
+        return placeholder("no MFU in efficiency.csv (profiled before MFU was measured?)", style)
+    rows = rows[rows["mfu"].notna()]
+    frame = with_labels(rows.assign(mfu_percent=100 * rows["mfu"]), style.labels)
+    title = alt.TitleParams(
+        "Model FLOPs utilisation (MFU) vs sequence length",
+        subtitle=f"achieved matrix-product GFLOP/s over the measured dense matmul peak: {peak_description(rows)}")
+    return _per_mode_lines(frame, style, "mfu_percent", "MFU (% of measured peak)", False, title,
+                           [alt.Tooltip("mfu_percent:Q", title="MFU %", format=".2f"),
+                            alt.Tooltip("achieved_gflops:Q", title="achieved GFLOP/s", format=".2f"),
+                            alt.Tooltip("peak_gflops:Q", title="peak GFLOP/s", format=".1f")])
 
 
 PARETO_LABELS = {True: "Pareto-optimal", False: "dominated"}
@@ -328,9 +366,13 @@ FIGURE_LIST = [
            "human-crafted examples (not every set has each level), and all levels together (95% CIs; hover a "
            "point for the item count).",
            advglue_levels),
+    Figure("attack_success_rate", "robustness", "Attack success rate",
+           "Among the AdvGLUE items that have a clean original, the share whose original the model classifies "
+           "correctly and whose adversarial version it gets wrong (whole set, all levels; lower is more robust).",
+           attack_success_rate),
     Figure("robustness_drop", "robustness", "Robustness drop",
-           "Accuracy on the clean originals of the AdvGLUE items minus accuracy on their adversarial "
-           "versions, per model and task (higher is less robust).", robustness_drop),
+           "Accuracy on the task's GLUE validation set minus accuracy on its AdvGLUE set, per model and task "
+           "(higher is less robust); the CI resamples both sets.", robustness_drop),
     Figure("efficiency_scaling", "efficiency", "Latency vs sequence length",
            "Median latency per training step, per prefill, and per decoded token, over the profiled "
            "sequence lengths (log-log; y axes independent per mode). Hover for p10/p90 and tokens/s.",
@@ -338,6 +380,11 @@ FIGURE_LIST = [
     Figure("memory_scaling", "efficiency", "Peak memory vs sequence length",
            "Peak memory growth of one training step / prefill / decode run over the model's resident memory.",
            memory_scaling),
+    Figure("mfu", "efficiency", "Model FLOPs utilisation",
+           "Matrix-product FLOPs per token (analytic, kernels.profiling.flops; a training token counts 3x its "
+           "forward) times tokens/s, over the dense matmul peak measured on the same device, dtype and threads "
+           "before profiling. Norms, activations, the optimizer and overhead earn no FLOPs, so they lower the MFU.",
+           mfu_scaling),
     Figure("decode_state", "efficiency", "Decode state size",
            "Bytes carried between decoding steps per sequence: a KV cache grows with the context, a "
            "recurrent state does not.", decode_state),

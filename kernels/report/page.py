@@ -32,11 +32,18 @@ nav.toc { font-size: 0.9rem; margin: 0.4rem 0 1rem; } nav.toc a { margin-right: 
           vertical-align: -0.05rem; }
 .grid { display: flex; flex-wrap: wrap; gap: 1.5rem 2.5rem; align-items: flex-start; }
 .grid > div { min-width: 0; } .grid p.hint { max-width: 36rem; }
+.grid.compact { gap: 0.5rem 2rem; max-width: 36rem; } .grid.compact p.hint { max-width: 36rem; }
+.table-scroll { overflow-x: auto; max-width: 100%; }
 table.data { border-collapse: collapse; margin: 0.4rem 0 1.2rem; font-size: 0.88rem; }
 table.data th, table.data td { border: 1px solid #ccc; padding: 0.25rem 0.55rem; text-align: right; }
 table.data th { background: #f0f3f6; vertical-align: bottom; }
 table.data td:first-child, table.data th:first-child, table.data .text { text-align: left; }
 table.data td.best { font-weight: 700; background: #eaf4ea; }
+table.data td:not(.text), #significance table.data td, #robustness-table td { white-space: nowrap; }
+table.data tr.ns td { color: #9a9a9a; } table.data tr.ns td:last-child { font-style: italic; }
+#significance table.data tr:not(.ns) td:last-child { font-weight: 600; color: #1d6b2f; }
+.ns { color: #8a8a8a; } .significance-notes, .figures > div.significance-notes { max-width: 32rem; }
+.significance-notes ul { font-size: 0.88rem; margin: 0.2rem 0 1rem; padding-left: 1.2rem; }
 p.hint { color: #555; font-size: 0.88rem; margin: 0.2rem 0 0.6rem; }
 figure { margin: 1.2rem 0 2rem; } figcaption { color: #555; font-size: 0.88rem; max-width: 62rem; }
 .figures { display: flex; flex-wrap: wrap; gap: 0 1.5rem; align-items: flex-start; }

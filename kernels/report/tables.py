@@ -18,7 +18,11 @@ TABLE_COLUMNS = {
     "efficiency": ["model", "device", "mode", "batch_size", "seq_len", "median_ms", "p10_ms", "p90_ms",
                    "tokens_per_s", "peak_mem_mb", "params"],
     "slopes": ["model", "device", "mode", "batch_size", "slope", "r2"],
+    "significance": ["model_a", "model_b", "task", "seed", "dataset", "split", "level", "n", "acc_a", "acc_b",
+                     "diff", "b", "c", "p_value", "p_holm"],
 }
+# The tables whose rows belong to one model (a ``model`` column); the significance table has two.
+MODEL_COLUMNS = {"significance": ("model_a", "model_b")}
 
 
 BOUNDED_METRICS = ("accuracy", "f1", "attack_success_rate")
@@ -55,17 +59,19 @@ def read_table(name: str, path: str | os.PathLike | None, notes: list[str]) -> p
     if frame.empty:
         notes.append(f"{name} table {path} has no rows.")
         return None
-    frame["model"] = frame["model"].astype(str)
+    for column in MODEL_COLUMNS.get(name, ("model",)):
+        frame[column] = frame[column].astype(str)
     return frame
 
 
 def model_order(labels: dict[str, str], tables: dict[str, pd.DataFrame | None]) -> dict[str, str]:
     """Model name -> label: the configured models first (in config order), then any other model found."""
     order = dict(labels)
-    for frame in tables.values():
+    for table, frame in tables.items():
         if frame is not None:
-            for name in frame["model"].unique():
-                order.setdefault(name, name)
+            for column in MODEL_COLUMNS.get(table, ("model",)):
+                for name in frame[column].unique():
+                    order.setdefault(name, name)
     return order
 
 
@@ -86,17 +92,24 @@ def _seed_interval(values: pd.Series, ci_low: pd.Series, ci_high: pd.Series) -> 
 
 
 def aggregate_seeds(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per ``keys``: mean over seeds with its 95% interval (see :func:`_seed_interval`), the standard
+    deviation over seeds (NaN for one seed), the number of seeds and, where the rows have ``n``, the
+    smallest and largest item count over seeds."""
     rows = []
     for key, group in frame.groupby(keys, sort=False, dropna=False):
         mean, low, high = _seed_interval(group["value"], group["ci_low"], group["ci_high"])
-        rows.append(dict(zip(keys, key), value=mean, ci_low=low, ci_high=high, seeds=group["seed"].nunique()))
-    return pd.DataFrame(rows, columns=keys + ["value", "ci_low", "ci_high", "seeds"])
+        spread = float(group["value"].astype(float).std(ddof=1)) if len(group) > 1 else float("nan")
+        counts = group["n"].astype(float) if "n" in group.columns else pd.Series([float("nan")])
+        rows.append(dict(zip(keys, key), value=mean, ci_low=low, ci_high=high, std=spread,
+                         seeds=group["seed"].nunique(), n_min=counts.min(), n_max=counts.max()))
+    return pd.DataFrame(rows, columns=keys + ["value", "ci_low", "ci_high", "std", "seeds", "n_min", "n_max"])
 
 
 def totals(metrics: pd.DataFrame | None, metric: str, datasets: tuple[str, ...]) -> pd.DataFrame:
     """Rows of ``metric`` over whole sets (level and method ``all``) of ``datasets``, averaged over seeds."""
     if metrics is None:
-        return pd.DataFrame(columns=["model", "task", "dataset", "split", "value", "ci_low", "ci_high", "seeds"])
+        return pd.DataFrame(columns=["model", "task", "dataset", "split", "value", "ci_low", "ci_high", "std",
+                                     "seeds", "n_min", "n_max"])
     rows = metrics[(metrics["metric"] == metric) & metrics["dataset"].isin(datasets)
                    & (metrics["level"].astype(str) == "all") & (metrics["method"].astype(str) == "all")]
     frame = aggregate_seeds(rows, ["model", "task", "dataset", "split"])

@@ -1,0 +1,66 @@
+"""Efficiency tables of the report: MFU per model and mode (from efficiency_slopes.csv) and the measured
+fine-tuning throughput per model and task (finetune_throughput.csv)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from kernels.report.charts import MODE_ORDER, peak_description
+from kernels.report.tables import ReportData
+
+DASH = "–"
+
+
+def _percent(value: float) -> str:
+    return DASH if pd.isna(value) else f"{100 * value:.1f}%"
+
+
+def mfu_table(data: ReportData) -> pd.DataFrame:
+    """Per model (rows) and mode (columns): median MFU over the profiled lengths and the best one, smallest
+    batch size. Empty when the slopes table has no MFU columns."""
+    slopes = data.get("slopes")
+    if slopes is None or "median_mfu" not in slopes.columns or slopes["median_mfu"].notna().sum() == 0:
+        return pd.DataFrame()
+    slopes = slopes[slopes["batch_size"] == slopes["batch_size"].min()]
+    modes = [m for m in MODE_ORDER if m in set(slopes["mode"])]
+    rows = []
+    for model in [m for m in data.labels if m in set(slopes["model"])]:
+        own = slopes[slopes["model"] == model].groupby("mode")[["median_mfu", "max_mfu"]].mean()
+        row = {"Model": data.labels[model]}
+        for mode in modes:
+            median, best = (own.loc[mode, "median_mfu"], own.loc[mode, "max_mfu"]) if mode in own.index else (
+                float("nan"), float("nan"))
+            row[mode] = DASH if pd.isna(median) else f"{_percent(median)} ({_percent(best)})"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("Model")
+
+
+def mfu_peak(data: ReportData) -> str:
+    """The measured matmul peak(s) the MFU is relative to, from the slopes table (e.g. ``202 GFLOP/s (cpu)``)."""
+    slopes = data.get("slopes")
+    if slopes is None or "peak_gflops" not in slopes.columns:
+        return "not measured"
+    return peak_description(slopes)
+
+
+def throughput_table(data: ReportData) -> pd.DataFrame:
+    """Fine-tuning tokens/s (median over logged steps) per model (rows) and task (columns); with several seeds
+    the mean ± sd over seeds."""
+    throughput = data.get("throughput")
+    if throughput is None:
+        return pd.DataFrame()
+    grouped = throughput.groupby(["model", "task"])["tokens_per_s_median"]
+    stats = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "seeds": grouped.size()})
+    tasks = list(dict.fromkeys(throughput["task"]))
+    rows = []
+    for model in [m for m in data.labels if m in set(throughput["model"])]:
+        row = {"Model": data.labels[model]}
+        for task in tasks:
+            if (model, task) not in stats.index:
+                row[task] = DASH
+                continue
+            mean, std = stats.loc[(model, task), "mean"], stats.loc[(model, task), "std"]
+            row[task] = f"{mean:,.0f}" + ("" if pd.isna(std) else f" ± {std:,.0f}")
+        row["Seeds"] = int(stats.loc[model, "seeds"].max())
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("Model")
