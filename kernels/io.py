@@ -50,6 +50,17 @@ def write_parquet(path: str | os.PathLike, frame) -> None:
         frame.to_parquet(tmp, index=False)
 
 
+@contextlib.contextmanager
+def log_to(path: str | os.PathLike | None) -> Iterator[None]:
+    """Send messages, warnings and progress bars (stderr) to a rule's log file when there is one."""
+    if not path:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle, contextlib.redirect_stderr(handle):
+        yield
+
+
 def write_csv(path: str | os.PathLike, frame) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)

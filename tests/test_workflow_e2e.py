@@ -144,6 +144,16 @@ def test_tables_and_report(run_dir):
     assert all("<svg" in f.read_text()[:500] for f in svgs)
 
 
+def test_every_job_writes_its_log(run_dir):
+    expected = ["logs/prepare_advglue.log", "logs/train_tokenizer.log", "logs/tables_eval.log",
+                "logs/tables_efficiency.log", "logs/report.log"]
+    for model in MODELS:
+        expected += [f"logs/profile/{model}.log", f"logs/advglue_score/{model}/seed0.log"]
+        expected += [f"logs/{stage}/{model}/{task}/seed0.log" for stage in ("finetune", "evaluate") for task in TASKS]
+    missing = [path for path in expected if not (run_dir / path).is_file()]
+    assert not missing, missing
+
+
 def test_second_run_has_nothing_to_do(run_dir):
     assert planned_jobs(run_dir, "report", "--configfile", str(TINY)) == {}
 

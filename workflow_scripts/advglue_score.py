@@ -3,10 +3,9 @@ seed (rule ``advglue_score``); see kernels/evaluation/advglue.py for the exact c
 
 
 import argparse
-import sys
-from pathlib import Path
 
 import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
+from kernels.io import log_to
 from kernels.evaluation.advglue import score_prediction_files
 from kernels.io import write_json
 
@@ -21,8 +20,9 @@ def main(predictions: list[str], dev: list[str], predictions_json: str, score: s
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    main(predictions=list(sm.input.predictions), dev=list(sm.input.dev), predictions_json=sm.output.predictions_json,
-         score=sm.output.score, model=sm.wildcards.model, seed=int(sm.wildcards.seed))
+    with log_to(sm.log[0] if len(sm.log) else None):
+        main(predictions=list(sm.input.predictions), dev=list(sm.input.dev), predictions_json=sm.output.predictions_json,
+             score=sm.output.score, model=sm.wildcards.model, seed=int(sm.wildcards.seed))
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--predictions", nargs="+", required=True, help="predictions.parquet files")

@@ -4,10 +4,10 @@ kernels/evaluation/evaluate.py)."""
 
 
 import argparse
-import sys
 from pathlib import Path
 
 import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
+from kernels.io import log_to
 from kernels.evaluation.job import evaluate_job
 from kernels.ops.backend import set_force_torch
 
@@ -29,12 +29,13 @@ def main(config: str, weights: str, glue: list[str], advglue: list[str], predict
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    main(config=sm.input.config, weights=sm.input.weights, glue=list(sm.input.glue), advglue=list(sm.input.advglue),
-         predictions=sm.output.predictions, metrics=sm.output.metrics, family=sm.params.family,
-         task=sm.wildcards.task, model=sm.wildcards.model, seed=int(sm.wildcards.seed),
-         batch_size=int(sm.params.batch_size), bootstrap_samples=int(sm.params.bootstrap_samples),
-         max_length=int(sm.params.max_length), device=sm.params.device, threads=sm.threads,
-         force_torch=bool(sm.params.get("force_torch", False)))
+    with log_to(sm.log[0] if len(sm.log) else None):
+        main(config=sm.input.config, weights=sm.input.weights, glue=list(sm.input.glue), advglue=list(sm.input.advglue),
+             predictions=sm.output.predictions, metrics=sm.output.metrics, family=sm.params.family,
+             task=sm.wildcards.task, model=sm.wildcards.model, seed=int(sm.wildcards.seed),
+             batch_size=int(sm.params.batch_size), bootstrap_samples=int(sm.params.bootstrap_samples),
+             max_length=int(sm.params.max_length), device=sm.params.device, threads=sm.threads,
+             force_torch=bool(sm.params.get("force_torch", False)))
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-dir", required=True)

@@ -6,12 +6,11 @@ Writes config.json, model.safetensors, tokenizer files and train_log.csv into th
 
 
 import argparse
-import contextlib
 import json
-import sys
 from pathlib import Path
 
 import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
+from kernels.io import log_to
 from kernels.ops.backend import set_force_torch
 from kernels.training.job import finetune_job
 
@@ -26,24 +25,13 @@ def main(train: str, tokenizer: str | None, config_out: str, weights_out: str, t
     for out in (weights_out, tokenizer_out, train_log_out):
         if Path(out).parent != model_dir:
             raise ValueError(f"output {out} must be in the model directory {model_dir}")
-    with _log_to(log):
+    with log_to(log):
         finetune_job(train_path=train, tokenizer_file=tokenizer, model_dir=model_dir, family=family, arch=arch,
                      pretrained=pretrained, revision=revision, hp=hp, num_labels=num_labels,
                      checkpoint_dir=checkpoint_dir, seed=seed, threads=threads, allow_pickle=allow_pickle)
     for out in (config_out, weights_out, tokenizer_out, train_log_out):
         if not Path(out).exists():
             raise RuntimeError(f"fine-tuning finished but did not write {out}")
-
-
-@contextlib.contextmanager
-def _log_to(path: str | None):
-    """Send progress and warnings (stderr) to the rule's log file when there is one."""
-    if not path:
-        yield
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle, contextlib.redirect_stderr(handle):
-        yield
 
 
 if "snakemake" in globals():

@@ -9,7 +9,8 @@ import argparse
 from pathlib import Path
 
 import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
-from kernels.data import get_task, log_to, prepare_glue
+from kernels.data import get_task, prepare_glue
+from kernels.io import log_to
 
 
 def main(

@@ -14,6 +14,7 @@ import json
 import os
 
 import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
+from kernels.io import log_to
 from kernels.io import write_csv
 from kernels.ops.backend import FORCE_TORCH_ENV, set_force_torch
 from kernels.profiling import ModelSpec, profile_model, settings_from_dict
@@ -43,10 +44,11 @@ def main(csv: str, family: str, arch: dict, vocab_size: int | None, settings: di
 
 if "snakemake" in globals():
     smk = globals()["snakemake"]
-    main(csv=smk.output.csv, family=smk.params.family, arch=smk.params.arch, vocab_size=smk.params.vocab_size,
-         settings=smk.params.settings, model_name=smk.params.model_name, pretrained=smk.params.pretrained,
-         revision=smk.params.revision, threads=smk.threads,
-         force_torch=as_bool(smk.params.get("force_torch", False)))
+    with log_to(smk.log[0] if len(smk.log) else None):
+        main(csv=smk.output.csv, family=smk.params.family, arch=smk.params.arch, vocab_size=smk.params.vocab_size,
+             settings=smk.params.settings, model_name=smk.params.model_name, pretrained=smk.params.pretrained,
+             revision=smk.params.revision, threads=smk.threads,
+             force_torch=as_bool(smk.params.get("force_torch", False)))
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", required=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
+from kernels.io import log_to
 from kernels.report import FIGURES, build_report
 
 
@@ -37,11 +38,12 @@ def main(metrics: str, scores: str, throughput: str, efficiency: str, slopes: st
 
 if "snakemake" in globals():
     smk = globals()["snakemake"]
-    main(metrics=smk.input.metrics, scores=smk.input.scores, throughput=smk.input.throughput,
-         efficiency=smk.input.efficiency, slopes=smk.input.slopes, significance=smk.input.significance,
-         html=smk.output.html,
-         figures=list(smk.output.figures), config=dict(smk.params.config), models=dict(smk.params.models),
-         report=dict(smk.params.report))
+    with log_to(smk.log[0] if len(smk.log) else None):
+        main(metrics=smk.input.metrics, scores=smk.input.scores, throughput=smk.input.throughput,
+             efficiency=smk.input.efficiency, slopes=smk.input.slopes, significance=smk.input.significance,
+             html=smk.output.html,
+             figures=list(smk.output.figures), config=dict(smk.params.config), models=dict(smk.params.models),
+             report=dict(smk.params.report))
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", default="results/tables", help="directory of the tidy tables")

@@ -9,6 +9,7 @@ the median and best MFU of the same points and the matmul peak behind them: ``me
 import argparse
 
 import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
+from kernels.io import log_to
 from kernels.io import write_csv
 from kernels.profiling import combine_efficiency
 
@@ -21,7 +22,8 @@ def main(csvs: list[str], efficiency: str, slopes: str) -> None:
 
 if "snakemake" in globals():
     smk = globals()["snakemake"]
-    main(csvs=list(smk.input.csvs), efficiency=smk.output.efficiency, slopes=smk.output.slopes)
+    with log_to(smk.log[0] if len(smk.log) else None):
+        main(csvs=list(smk.input.csvs), efficiency=smk.output.efficiency, slopes=smk.output.slopes)
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csvs", nargs="+")

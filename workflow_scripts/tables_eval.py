@@ -6,10 +6,9 @@ kernels/evaluation/significance.py)."""
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
+from kernels.io import log_to
 from kernels.evaluation.significance import check_runs_match, significance_table
 from kernels.evaluation.tables import metrics_table, scores_table, throughput_table
 from kernels.io import write_csv
@@ -37,10 +36,11 @@ def main(metrics: list[str], scores: list[str], train_logs: list[str], models: d
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    main(metrics=list(sm.input.metrics), scores=list(sm.input.scores), train_logs=list(sm.input.train_logs),
-         models=dict(sm.params.models), metrics_out=sm.output.metrics, scores_out=sm.output.scores,
-         throughput_out=sm.output.throughput, predictions=list(sm.input.predictions),
-         significance_out=sm.output.significance)
+    with log_to(sm.log[0] if len(sm.log) else None):
+        main(metrics=list(sm.input.metrics), scores=list(sm.input.scores), train_logs=list(sm.input.train_logs),
+             models=dict(sm.params.models), metrics_out=sm.output.metrics, scores_out=sm.output.scores,
+             throughput_out=sm.output.throughput, predictions=list(sm.input.predictions),
+             significance_out=sm.output.significance)
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--metrics", nargs="*", default=[])

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
-from kernels.data import iter_texts, log_to
+from kernels.data import iter_texts
+from kernels.io import log_to
 from kernels.tokenization import save_tokenizer, train_tokenizer
 
 

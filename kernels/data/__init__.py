@@ -2,7 +2,7 @@
 
 from .advglue import fetch_annotations, join_annotations, read_bundled_advglue, read_hub_advglue
 from .glue import read_bundled_glue, read_glue_tsv, read_hub_glue
-from .prepare import iter_texts, log_to, prepare_advglue, prepare_glue, read_glue_split
+from .prepare import iter_texts, prepare_advglue, prepare_glue, read_glue_split
 from .schema import (
     ADVGLUE_SCHEMA,
     GLUE_SCHEMA,
@@ -30,7 +30,6 @@ __all__ = [
     "get_task",
     "iter_texts",
     "join_annotations",
-    "log_to",
     "prepare_advglue",
     "prepare_glue",
     "read_bundled_advglue",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,17 +15,6 @@ from .schema import subset_rows, write_advglue_parquet, write_glue_parquet
 from .tasks import ADVGLUE_SETS, get_task
 
 SOURCES = ("bundled", "hub")
-
-
-@contextlib.contextmanager
-def log_to(path: str | os.PathLike | None):
-    """Send messages and warnings (stderr) to a rule's log file when there is one."""
-    if not path:
-        yield
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle, contextlib.redirect_stderr(handle):
-        yield
 
 
 def _report(path, frame) -> None:
