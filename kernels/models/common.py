@@ -1,5 +1,6 @@
-"""Pieces shared by the three model families: weight init, last-token pooling, the classification head's
-forward, recurrent-state helpers, and reading/loading upstream checkpoints.
+"""Pieces shared by the three model families: weight init, the backbone's run over its layer stack, the
+causal-LM and classification heads' forward, last-token pooling, recurrent-state helpers, and
+reading/loading upstream checkpoints.
 
 The recurrent kernels (kernels.ops.gla / kernels.ops.hgrn) choose between fla's triton kernels and
 the pure-PyTorch ones themselves (kernels.ops.backend); the models just call them."""
@@ -17,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast,
+                                           SequenceClassifierOutput)
 
 try:  # transformers >= 5: init functions that skip tensors already loaded from a checkpoint
     from transformers import initialization as _init
@@ -157,6 +159,29 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.LongTensor) -> torch.Tens
     return F.cross_entropy(shifted, targets, ignore_index=-100)
 
 
+class CausalLMMixin:
+    """Accessors and forward of every ``*ForCausalLM``: backbone ``self.model``, head ``self.lm_head``
+    (the families differ only in the head's type, chosen in their ``__init__``)."""
+
+    _tied_weights_keys = tied_weights_keys("lm_head.weight", "model.embeddings.weight")
+
+    def get_input_embeddings(self):
+        return self.model.embeddings
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, value):
+        self.lm_head = value
+
+    def forward(self, input_ids, attention_mask=None, labels=None, past_state=None, use_cache=False,
+                **unused) -> CausalLMOutputWithPast:
+        out = self.model(input_ids, attention_mask=attention_mask, past_state=past_state, use_cache=use_cache)
+        logits = self.lm_head(out.last_hidden_state)
+        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
+
+
 # --------------------------------------------------------------------------------------------- state
 
 def state_nbytes(state: Any) -> int:
@@ -179,6 +204,39 @@ def check_past_state(past_state: Any, num_layers: int) -> list:
     if len(past_state) != num_layers:
         raise ValueError(f"past_state has {len(past_state)} entries, the model has {num_layers} layers")
     return list(past_state)
+
+
+# ------------------------------------------------------------------------------------------ backbone
+
+class BackboneMixin:
+    """Accessors and forward of every ``*Model`` backbone: ``embeddings`` -> ``layers`` -> ``norm``.
+
+    Each layer is called as ``layer(hidden, attention_mask, past, use_cache, *extra)`` and returns
+    ``(hidden, state)``; ``per_layer_inputs()`` supplies the optional extra argument of each layer
+    (HGRN-bit's forget-gate lower bounds), or None when the layers take none."""
+
+    def get_input_embeddings(self):
+        return self.embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings = value
+
+    def per_layer_inputs(self) -> torch.Tensor | list | None:
+        """One extra input per layer (indexed by layer), or None: the families' layers take none by default."""
+        return None
+
+    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
+                past_state: list | None = None, use_cache: bool = False, **unused) -> BaseModelOutputWithPast:
+        hidden = self.embeddings(input_ids)
+        pasts = check_past_state(past_state, len(self.layers))
+        inputs = self.per_layer_inputs()
+        new_state = []
+        for index, (layer, past) in enumerate(zip(self.layers, pasts)):
+            extra = () if inputs is None else (inputs[index],)
+            hidden, state = layer(hidden, attention_mask, past, use_cache, *extra)
+            new_state.append(state)
+        return BaseModelOutputWithPast(last_hidden_state=self.norm(hidden),
+                                       past_key_values=new_state if use_cache else None)
 
 
 # ----------------------------------------------------------------------------------- checkpoint I/O
@@ -326,7 +384,8 @@ def load_backbone_weights(model: nn.Module, state: dict[str, torch.Tensor], orig
 
 
 __all__ = [
-    "FamilyPreTrainedModel", "SequenceClassifierMixin", "mark_residual_output", "tied_weights_keys",
+    "FamilyPreTrainedModel", "BackboneMixin", "CausalLMMixin", "SequenceClassifierMixin",
+    "mark_residual_output", "tied_weights_keys",
     "pool_last_token", "last_token_index", "check_right_padding", "padding_keep_mask", "causal_lm_loss",
     "state_nbytes", "check_past_state",
     "CheckpointError", "resolve_checkpoint_dir", "read_checkpoint_config", "checkpoint_weight_files",

@@ -19,11 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
-from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
-from kernels.models.common import (FamilyPreTrainedModel, SequenceClassifierMixin, causal_lm_loss,
-                                   check_past_state, mark_residual_output, padding_keep_mask,
-                                   tied_weights_keys)
+from kernels.models.common import (BackboneMixin, CausalLMMixin, FamilyPreTrainedModel,
+                                   SequenceClassifierMixin, mark_residual_output, padding_keep_mask)
 from kernels.models.gla.configuration_gla import GLAConfig
 from kernels.modules import GatedMLP, RMSNorm, intermediate_size_for, rms_norm
 from kernels.ops.gla import chunk_gla, fused_recurrent_gla
@@ -139,8 +137,8 @@ class GLAPreTrainedModel(FamilyPreTrainedModel):
     _no_split_modules = ["GLABlock"]
 
 
-class GLAModel(GLAPreTrainedModel):
-    """Backbone: ``embeddings`` -> blocks -> ``norm``."""
+class GLAModel(BackboneMixin, GLAPreTrainedModel):
+    """Backbone: ``embeddings`` -> blocks -> ``norm`` (forward in ``BackboneMixin``)."""
 
     def __init__(self, config: GLAConfig):
         super().__init__(config)
@@ -150,48 +148,15 @@ class GLAModel(GLAPreTrainedModel):
         self.norm = RMSNorm(config.hidden_size, eps=config.norm_eps)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.embeddings
 
-    def set_input_embeddings(self, value):
-        self.embeddings = value
-
-    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
-                past_state: list | None = None, use_cache: bool = False, **unused) -> BaseModelOutputWithPast:
-        hidden = self.embeddings(input_ids)
-        pasts = check_past_state(past_state, len(self.layers))
-        new_state = []
-        for layer, past in zip(self.layers, pasts):
-            hidden, state = layer(hidden, attention_mask, past, use_cache)
-            new_state.append(state)
-        return BaseModelOutputWithPast(last_hidden_state=self.norm(hidden),
-                                       past_key_values=new_state if use_cache else None)
-
-
-class GLAForCausalLM(GLAPreTrainedModel):
-    _tied_weights_keys = tied_weights_keys("lm_head.weight", "model.embeddings.weight")
+class GLAForCausalLM(CausalLMMixin, GLAPreTrainedModel):
+    """Backbone ``model`` + plain ``nn.Linear`` ``lm_head``."""
 
     def __init__(self, config: GLAConfig):
         super().__init__(config)
         self.model = GLAModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.model.embeddings
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, value):
-        self.lm_head = value
-
-    def forward(self, input_ids, attention_mask=None, labels=None, past_state=None, use_cache=False,
-                **unused) -> CausalLMOutputWithPast:
-        out = self.model(input_ids, attention_mask=attention_mask, past_state=past_state, use_cache=use_cache)
-        logits = self.lm_head(out.last_hidden_state)
-        loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
 
 
 class GLAForSequenceClassification(SequenceClassifierMixin, GLAPreTrainedModel):

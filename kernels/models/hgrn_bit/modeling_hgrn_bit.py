@@ -27,11 +27,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
-from kernels.models.common import (FamilyPreTrainedModel, SequenceClassifierMixin, causal_lm_loss,
-                                   check_past_state, mark_residual_output, padding_keep_mask,
-                                   tied_weights_keys)
+from kernels.models.common import (BackboneMixin, CausalLMMixin, FamilyPreTrainedModel,
+                                   SequenceClassifierMixin, mark_residual_output, padding_keep_mask)
 from kernels.models.hgrn_bit.configuration_hgrn_bit import HGRNBitConfig
 from kernels.modules import RMSNorm, intermediate_size_for
 from kernels.ops.bitlinear import BitLinear
@@ -122,8 +120,9 @@ class HGRNBitPreTrainedModel(FamilyPreTrainedModel):
     _no_split_modules = ["HGRNBitBlock"]
 
 
-class HGRNBitModel(HGRNBitPreTrainedModel):
-    """Backbone: ``embeddings`` -> blocks (with per-layer forget-gate lower bounds) -> ``norm``."""
+class HGRNBitModel(BackboneMixin, HGRNBitPreTrainedModel):
+    """Backbone: ``embeddings`` -> blocks (with per-layer forget-gate lower bounds) -> ``norm``
+    (forward in ``BackboneMixin``)."""
 
     def __init__(self, config: HGRNBitConfig):
         super().__init__(config)
@@ -139,12 +138,6 @@ class HGRNBitModel(HGRNBitPreTrainedModel):
         if self.config.use_lower_bound:
             init.zeros_(self.lower_bounds)
 
-    def get_input_embeddings(self):
-        return self.embeddings
-
-    def set_input_embeddings(self, value):
-        self.embeddings = value
-
     def layer_lower_bounds(self) -> torch.Tensor | None:
         """[layers, hidden]: softmax over layers, cumulative sum, minus the first row (layer 0 gets 0)."""
         if not self.config.use_lower_bound:
@@ -153,46 +146,19 @@ class HGRNBitModel(HGRNBitPreTrainedModel):
         bounds = weights.cumsum(dim=0)
         return bounds - bounds[0]
 
-    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
-                past_state: list | None = None, use_cache: bool = False, **unused) -> BaseModelOutputWithPast:
-        hidden = self.embeddings(input_ids)
-        pasts = check_past_state(past_state, len(self.layers))
-        bounds = self.layer_lower_bounds()
-        new_state = []
-        for index, (layer, past) in enumerate(zip(self.layers, pasts)):
-            bound = None if bounds is None else bounds[index]
-            hidden, state = layer(hidden, attention_mask, past, use_cache, bound)
-            new_state.append(state)
-        return BaseModelOutputWithPast(last_hidden_state=self.norm(hidden),
-                                       past_key_values=new_state if use_cache else None)
+    def per_layer_inputs(self) -> torch.Tensor | None:
+        """Each block gets its row of the lower bounds as ``lower_bound``."""
+        return self.layer_lower_bounds()
 
 
-class HGRNBitForCausalLM(HGRNBitPreTrainedModel):
+class HGRNBitForCausalLM(CausalLMMixin, HGRNBitPreTrainedModel):
     """As upstream, the LM head is itself a BitLinear (``lm_head.weight``, ``lm_head.norm.weight``)."""
-
-    _tied_weights_keys = tied_weights_keys("lm_head.weight", "model.embeddings.weight")
 
     def __init__(self, config: HGRNBitConfig):
         super().__init__(config)
         self.model = HGRNBitModel(config)
         self.lm_head = BitLinear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.model.embeddings
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, value):
-        self.lm_head = value
-
-    def forward(self, input_ids, attention_mask=None, labels=None, past_state=None, use_cache=False,
-                **unused) -> CausalLMOutputWithPast:
-        out = self.model(input_ids, attention_mask=attention_mask, past_state=past_state, use_cache=use_cache)
-        logits = self.lm_head(out.last_hidden_state)
-        loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
 
 
 class HGRNBitForSequenceClassification(SequenceClassifierMixin, HGRNBitPreTrainedModel):

@@ -12,10 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
-from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
-from kernels.models.common import (FamilyPreTrainedModel, SequenceClassifierMixin, causal_lm_loss,
-                                   check_past_state, mark_residual_output, tied_weights_keys)
+from kernels.models.common import (BackboneMixin, CausalLMMixin, FamilyPreTrainedModel,
+                                   SequenceClassifierMixin, mark_residual_output)
 from kernels.models.transformer.configuration_transformer import TransformerConfig
 from kernels.modules import RMSNorm, RotaryEmbedding, apply_rotary, intermediate_size_for
 
@@ -141,8 +140,8 @@ class TransformerPreTrainedModel(FamilyPreTrainedModel):
     _no_split_modules = ["TransformerBlock"]
 
 
-class TransformerModel(TransformerPreTrainedModel):
-    """Backbone: ``embeddings`` -> blocks -> ``norm``."""
+class TransformerModel(BackboneMixin, TransformerPreTrainedModel):
+    """Backbone: ``embeddings`` -> blocks -> ``norm`` (forward in ``BackboneMixin``)."""
 
     def __init__(self, config: TransformerConfig):
         super().__init__(config)
@@ -152,48 +151,15 @@ class TransformerModel(TransformerPreTrainedModel):
         self.norm = RMSNorm(config.hidden_size, eps=config.norm_eps)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.embeddings
 
-    def set_input_embeddings(self, value):
-        self.embeddings = value
-
-    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
-                past_state: list | None = None, use_cache: bool = False, **unused) -> BaseModelOutputWithPast:
-        hidden = self.embeddings(input_ids)
-        pasts = check_past_state(past_state, len(self.layers))
-        new_state = []
-        for layer, past in zip(self.layers, pasts):
-            hidden, state = layer(hidden, attention_mask, past, use_cache)
-            new_state.append(state)
-        return BaseModelOutputWithPast(last_hidden_state=self.norm(hidden),
-                                       past_key_values=new_state if use_cache else None)
-
-
-class TransformerForCausalLM(TransformerPreTrainedModel):
-    _tied_weights_keys = tied_weights_keys("lm_head.weight", "model.embeddings.weight")
+class TransformerForCausalLM(CausalLMMixin, TransformerPreTrainedModel):
+    """Backbone ``model`` + plain ``nn.Linear`` ``lm_head``."""
 
     def __init__(self, config: TransformerConfig):
         super().__init__(config)
         self.model = TransformerModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.model.embeddings
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, value):
-        self.lm_head = value
-
-    def forward(self, input_ids, attention_mask=None, labels=None, past_state=None, use_cache=False,
-                **unused) -> CausalLMOutputWithPast:
-        out = self.model(input_ids, attention_mask=attention_mask, past_state=past_state, use_cache=use_cache)
-        logits = self.lm_head(out.last_hidden_state)
-        loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
 
 
 class TransformerForSequenceClassification(SequenceClassifierMixin, TransformerPreTrainedModel):
