@@ -1,0 +1,46 @@
+"""The pinned conda environments (one per rule group) agree with pyproject.toml's requirements."""
+
+import re
+import tomllib
+
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from workflow_helpers import REPO
+
+ENVS = sorted((REPO / "envs").glob("*.yaml"))
+
+
+def _project_requirements() -> dict[str, Requirement]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    reqs = [Requirement(r) for r in project["dependencies"]]
+    return {canonicalize_name(r.name): r for r in reqs}
+
+
+def _pins(env_file) -> dict[str, str]:
+    spec = yaml.safe_load(env_file.read_text())
+    pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict) and "pip" in d)
+    pins = {}
+    for line in pip:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)==([^\s;]+)", line.strip())
+        if match:
+            pins[canonicalize_name(match.group(1))] = match.group(2)
+    return pins
+
+
+def test_every_rule_group_has_a_pinned_environment():
+    assert {p.stem for p in ENVS} == {"data", "torch", "report"}
+    for env in ENVS:
+        assert _pins(env), f"{env.name} pins nothing"
+    for rule_file in (REPO / "rules").glob("*.smk"):
+        for env in re.findall(r'conda:\s*\n\s*"\.\./envs/(\w+)\.yaml"', rule_file.read_text()):
+            assert (REPO / "envs" / f"{env}.yaml").exists(), (rule_file.name, env)
+
+
+def test_pins_satisfy_pyproject():
+    requirements = _project_requirements()
+    for env in ENVS:
+        for name, version in _pins(env).items():
+            if name in requirements:
+                assert requirements[name].specifier.contains(version, prereleases=True), (env.name, name, version)
