@@ -35,7 +35,7 @@ from kernels.tokenization import train_tokenizer  # noqa: E402
 from kernels.training import FinetuneHyperparams, encode_examples, train_classifier  # noqa: E402
 from kernels.training.batching import pad_batch  # noqa: E402
 from kernels.profiling import flops_per_token, measure_matmul_peak_gflops  # noqa: E402
-from kernels.training.loop import _optimizer_step, parameter_groups  # noqa: E402
+from kernels.training.loop import optimizer_step, parameter_groups  # noqa: E402
 
 ARCH = {"hidden_size": 128, "num_hidden_layers": 4, "num_heads": 4, "hidden_ratio": 4}  # config.yaml default
 
@@ -135,7 +135,7 @@ class TrainStep:
         self.tokens = batch_size * seq_len
 
     def __call__(self) -> None:
-        _optimizer_step(self.model, self.optimizer, self.batch, self.hp, torch.device("cpu"), step=0)
+        optimizer_step(self.model, self.optimizer, self.batch, self.hp, torch.device("cpu"), step=0)
 
     def seconds(self, warmup: int, min_repeats: int, budget_s: float) -> float:
         """Median seconds per step after ``warmup`` steps: at least ``min_repeats`` steps, more while the

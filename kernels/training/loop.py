@@ -188,7 +188,7 @@ def train_classifier(model: torch.nn.Module, encoded: EncodedExamples, hp: Finet
             while state.batch_index < n_batches and state.step < total:
                 batch = collate(encoded, plan[state.batch_index], pad_token_id)
                 batch = {k: v.to(device) for k, v in batch.items()}
-                loss = _optimizer_step(model, optimizer, batch, hp, device, state.step + 1)
+                loss = optimizer_step(model, optimizer, batch, hp, device, state.step + 1)
                 lr_used = scheduler.get_last_lr()[0]
                 scheduler.step()
                 state.step += 1
@@ -233,7 +233,7 @@ def _checkpoint(checkpoint_dir, model, optimizer, scheduler, state: TrainingStat
     save_checkpoint(checkpoint_dir, model, optimizer, scheduler, snapshot, fingerprint)
 
 
-def _optimizer_step(model, optimizer, batch, hp: FinetuneHyperparams, device, step: int) -> float:
+def optimizer_step(model, optimizer, batch, hp: FinetuneHyperparams, device, step: int) -> float:
     optimizer.zero_grad(set_to_none=True)
     with autocast_context(device, hp.dtype):
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
