@@ -219,3 +219,29 @@ def test_fla_path_matches_torch_path(fn):
         backend.set_force_torch(None)
     assert_close(o_fla, o_torch, 1e-4)
     assert_close(s_fla, s_torch, 1e-4)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_carry_is_itself_a_chunked_scan_for_many_chunks(reverse):
+    """With more than SEQUENTIAL_CARRY_MAX chunks the carry across chunks recurses (three levels here:
+    300 steps in chunks of 2 -> 150 chunks -> 10 chunks of 16); every state must still be exact."""
+    from kernels.ops.hgrn.chunk import SEQUENTIAL_CARRY_MAX
+
+    T, C = 300, 2
+    assert T // C > SEQUENTIAL_CARRY_MAX
+    x, g, h0 = make_inputs(T, gates="weak", dtype=torch.float64, with_state=True, seed=41)
+    decay = g.exp()
+    h, last = scan(x, decay, h0, C, reverse=reverse)
+    order = range(T - 1, -1, -1) if reverse else range(T)
+    state, expected = h0, torch.empty_like(x)
+    for t in order:
+        state = x[:, t] + decay[:, t] * state
+        expected[:, t] = state
+    assert_close(h, expected, 1e-12)
+    assert_close(last, state, 1e-12)
+
+
+def test_gradcheck_through_the_recursive_carry():
+    x, g, h0 = make_inputs(70, dtype=torch.float64, with_state=True, seed=43, d=2)
+    leaves = tuple(t.requires_grad_() for t in (x, g, h0))
+    assert torch.autograd.gradcheck(lambda a, b, c: chunk_hgrn_torch(a, b, c, True, chunk_size=2), leaves)

@@ -1,10 +1,10 @@
-"""HGRN as a chunked scan: about 2C + T/C sequential steps, each over many elements, instead of T.
+"""HGRN as a chunked scan: about 2C + 2 sqrt(T/C) sequential steps, each over many elements, not T.
 
 h_t = exp(g_t) * h_{t-1} + x_t. Split time into N chunks of C steps.
 1. Run the recurrence inside every chunk from a zero state, all chunks at once (C steps over
    [B, N, D]), keeping only each chunk's end state.
-2. Carry across chunks (N steps over [B, D]): start_{n+1} = (product of chunk n's decays) *
-   start_n + end_n.
+2. Carry across chunks: start_{n+1} = (product of chunk n's decays) * start_n + end_n, itself an
+   HGRN recurrence over N steps (run step by step for few chunks, else by this same chunked scan).
 3. Run the recurrence inside every chunk again, now from its true start state, writing every h.
 Step 3 performs exactly the reference's update h_t = x_t + exp(g_t) h_{t-1}, so nothing is ever
 factorised: no exponent is positive, nothing can overflow however strong the gates are. Padding the
@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..backend import use_fla
+from ..fastmath import exp_base2
 from .utils import check_hgrn_args, compute_dtype
 
 
@@ -42,10 +43,14 @@ def chunk_hgrn(
 
 
 def default_chunk_size(T: int) -> int:
-    """About sqrt(T), as a power of two in [8, 64]: balances the two sequential loops (C and T/C)."""
+    """About sqrt(T), as a power of two in [8, 64]: balances the loops inside and across chunks."""
     if T <= 8:
         return 8
     return int(min(64, max(8, 2 ** round(math.log2(math.sqrt(T))))))
+
+
+# Up to this many chunks the carry runs step by step; beyond, it is a chunked scan of its own.
+SEQUENTIAL_CARRY_MAX = 16
 
 
 def chunk_hgrn_torch(x, g, initial_state=None, output_final_state=False, chunk_size: int | None = None):
@@ -68,7 +73,7 @@ class _ChunkScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, g, h0, chunk_size):
-        decay = g.exp()
+        decay = exp_base2(g)
         h, h_last = scan(x, decay, h0, chunk_size)
         ctx.save_for_backward(decay, h, h0)
         ctx.chunk_size = chunk_size
@@ -84,7 +89,7 @@ class _ChunkScan(torch.autograd.Function):
         # backwards in time, step t receives lam_{t+1} decayed by exp(g_{t+1}); the final-state
         # gradient enters as the reverse scan's initial state (through decay 1 after step T-1)
         decay_next = F.pad(decay[:, 1:], (0, 0, 0, 1), value=1.0)
-        lam, _ = scan(dh, decay_next, dh_last, ctx.chunk_size, reverse=True)
+        lam, _ = scan(dh.contiguous(), decay_next, dh_last, ctx.chunk_size, reverse=True)
         dg = lam * decay
         dg[:, 1:] *= h[:, :-1]  # h_{t-1}
         if h0 is None:
@@ -101,8 +106,9 @@ def scan(x: torch.Tensor, decay: torch.Tensor, h0: torch.Tensor | None, chunk_si
     """All states of h_t = x_t + decay_t h_{t-1} ([B, T, D]) and the last one ([B, D]; h0 when T = 0).
 
     ``reverse`` runs the recurrence from t = T-1 down to 0 (h_t = x_t + decay_t h_{t+1}), h0 entering
-    after the end. Runs without autograd (the Function above supplies the gradient), so the steps
-    write into one preallocated buffer instead of producing tensors to stack afterwards.
+    after the end. Runs without autograd (the Function above supplies the gradient), so every step
+    writes into one preallocated buffer: on CPU, fresh multi-megabyte tensors cost page faults that
+    can exceed the arithmetic.
     """
     B, T, D = x.shape
     C = chunk_size
@@ -119,29 +125,50 @@ def scan(x: torch.Tensor, decay: torch.Tensor, h0: torch.Tensor | None, chunk_si
     return h.view(B, N * C, D)[:, :T], h_last
 
 
-def _in_order(steps: tuple[torch.Tensor, ...], reverse: bool):
+def _in_order(steps, reverse: bool):
     return steps[::-1] if reverse else steps
 
 
 def _chunk_end_states(xs: torch.Tensor, decays: torch.Tensor, reverse: bool) -> torch.Tensor:
     """The state at the end of every chunk when it starts from zero, all chunks at once ([B, N, D])."""
     xs_steps, decay_steps = _in_order(xs.unbind(2), reverse), _in_order(decays.unbind(2), reverse)
-    h = xs_steps[0]
+    h = xs_steps[0].clone()
     for x_c, decay_c in zip(xs_steps[1:], decay_steps[1:]):
-        h = torch.addcmul(x_c, decay_c, h)
+        torch.addcmul(x_c, decay_c, h, out=h)
     return h
 
 
 def _carry_across_chunks(local_last, chunk_decay, h0, reverse):
-    """State entering every chunk ([B, N, D]) and after the last one ([B, D])."""
+    """State entering every chunk ([B, N, D]) and after the last one ([B, D]).
+
+    start_{n+1} = chunk_decay_n * start_n + local_last_n is the same recurrence over N steps: for
+    many chunks it is solved by the chunked scan too (a second level), which keeps the number of
+    sequential steps near 2C + 2 sqrt(T / C) instead of 2C + T / C.
+    """
     B, N, D = local_last.shape
     starts = torch.empty_like(local_last)
-    state = local_last.new_zeros(B, D) if h0 is None else h0
-    chunks = _in_order(tuple(zip(range(N), local_last.unbind(1), chunk_decay.unbind(1))), reverse)
-    for n, last_n, decay_n in chunks:
-        starts[:, n] = state
-        state = torch.addcmul(last_n, decay_n, state)
-    return starts, state
+    first = -1 if reverse else 0
+    if N > SEQUENTIAL_CARRY_MAX:
+        states, h_last = scan(local_last, chunk_decay, h0, default_chunk_size(N), reverse)
+        # the state entering chunk n is the state after the chunk before it (in scan order)
+        if reverse:
+            starts[:, :-1] = states[:, 1:]
+        else:
+            starts[:, 1:] = states[:, :-1]
+        if h0 is None:
+            starts[:, first].zero_()
+        else:
+            starts[:, first] = h0
+        return starts, h_last
+    steps = _in_order(tuple(zip(starts.unbind(1), local_last.unbind(1), chunk_decay.unbind(1))), reverse)
+    if h0 is None:
+        steps[0][0].zero_()
+    else:
+        steps[0][0].copy_(h0)
+    for (start_n, last_n, decay_n), (next_start, _, _) in zip(steps[:-1], steps[1:]):
+        torch.addcmul(last_n, decay_n, start_n, out=next_start)
+    start_n, last_n, decay_n = steps[-1]
+    return starts, torch.addcmul(last_n, decay_n, start_n)
 
 
 def _scan_from_starts(xs: torch.Tensor, decays: torch.Tensor, starts: torch.Tensor, reverse: bool) -> torch.Tensor:

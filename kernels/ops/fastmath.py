@@ -1,0 +1,26 @@
+"""Elementwise helpers shared by the CPU kernels.
+
+``exp_base2``: e^x computed as 2^(x log2 e). On CPU, torch.exp in fp32 costs several times
+torch.exp2 (measured ~350 vs ~80 us for 512K floats on one AVX-512 core), and the decays of
+every chunked kernel are one such pass. The extra rounding of the product x * log2(e) gives a
+relative error of about |x| * 6e-8 (2e-6 at x = -30, where e^x is ~1e-13): far below the
+kernels' 1e-4 agreement. fp64 inputs keep torch.exp, so the exactness tests stay exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+LOG2E = 1.0 / math.log(2.0)
+
+
+def exp_base2(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """e^x, via exp2 for fp32 and lower; torch.exp for fp64. ``out`` may alias ``x``."""
+    if x.dtype == torch.float64:
+        return torch.exp(x, out=out) if out is not None else torch.exp(x)
+    if out is None:
+        out = torch.empty_like(x)
+    torch.mul(x, LOG2E, out=out)
+    return torch.exp2(out, out=out)
