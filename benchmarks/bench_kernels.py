@@ -5,6 +5,9 @@ Prints human-readable lines and, as its last line, one JSON object of the measur
 
     gla_chunk_vs_recurrent_L1024           forward (no autograd graph), as in prefill
     gla_chunk_vs_recurrent_fwd_bwd_L1024   forward + backward, as in training
+    gla_recurrent_vs_chunk_matmuls_only_L1024
+                                           recurrent time / time of the chunked form's matmuls
+                                           alone: the most the chunked form could reach here
     hgrn_chunk_vs_recurrent_L1024, hgrn_chunk_vs_recurrent_fwd_bwd_L1024
 
 and, for each model of the config (tiny from-scratch classifiers, vocab 4096, 2 labels):
@@ -40,6 +43,7 @@ from kernels.models import build_classifier
 from kernels.models.common import state_nbytes
 
 from kernels.ops.gla import chunk_gla, fused_recurrent_gla
+from kernels.ops.gla.chunk import CHUNK_SIZE as GLA_CHUNK_SIZE
 from kernels.ops.hgrn import chunk_hgrn, fused_recurrent_hgrn
 
 GLA_SHAPE = {"batch": 1, "heads": 4, "head_k": 64, "head_v": 64}
@@ -111,6 +115,7 @@ def kernel_benchmarks(seq_len: int = 1024, repeats: int = 7, seed: int = 0) -> d
     g = F.logsigmoid(torch.randn(B, seq_len, H, K, generator=gen)) / 16  # fla's GLA gate
     print(f"GLA  shapes: q, k, g [B={B}, T={seq_len}, H={H}, K={K}], v [.., V={V}]; fp32")
     results = compare("GLA ", "gla_chunk_vs_recurrent", seq_len, chunk_gla, fused_recurrent_gla, (q, k, v, g), repeats)
+    results |= gla_matmul_ceiling(seq_len, (q, k, v, g), repeats, gen)
 
     B, D = HGRN_SHAPE["batch"], HGRN_SHAPE["dim"]
     x = torch.randn(B, seq_len, D, generator=gen)
@@ -118,6 +123,36 @@ def kernel_benchmarks(seq_len: int = 1024, repeats: int = 7, seed: int = 0) -> d
     print(f"HGRN shapes: x, g [B={B}, T={seq_len}, D={D}]; fp32")
     results |= compare("HGRN", "hgrn_chunk_vs_recurrent", seq_len, chunk_hgrn, fused_recurrent_hgrn, (x, gh), repeats)
     return results
+
+
+def gla_matmul_ceiling(seq_len: int, inputs, repeats: int, gen: torch.Generator) -> dict[str, float]:
+    """How fast the chunked form could be here: its four batched matmuls per head alone.
+
+    Same shapes as the fast path (chunks of CHUNK_SIZE, one bmm per head for q k^T, A v, the state update
+    k^T v and the read-out q S), on contiguous operands, nothing else. recurrent / this time is the ratio
+    the chunked kernel would reach if all its other work were free.
+    """
+    B, H, K, V = GLA_SHAPE["batch"], GLA_SHAPE["heads"], GLA_SHAPE["head_k"], GLA_SHAPE["head_v"]
+    C = GLA_CHUNK_SIZE
+    BN = B * -(-seq_len // C)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=gen)
+
+    heads = [(rand(BN, C, K), rand(BN, K, C), rand(BN, C, V), rand(BN, K, V)) for _ in range(H)]
+
+    def matmuls():
+        for q_h, k_t, v_h, state in heads:
+            attention = torch.bmm(q_h, k_t)
+            torch.bmm(attention, v_h)
+            torch.bmm(k_t, v_h)
+            torch.bmm(q_h, state)
+
+    ms = interleaved_medians({"recurrent": forward_only(fused_recurrent_gla, *inputs), "matmuls": matmuls}, repeats)
+    ceiling = ms["recurrent"] / ms["matmuls"]
+    print(f"GLA  matmuls alone    : {ms['matmuls']:7.2f} ms   (chunks of {C}): the chunked form's ceiling here is "
+          f"{ceiling:.1f}x over recurrent")
+    return {f"gla_recurrent_vs_chunk_matmuls_only_L{seq_len}": round(ceiling, 2)}
 
 
 def load_model_archs(config_path: Path) -> dict[str, tuple[str, dict[str, Any]]]:

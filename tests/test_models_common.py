@@ -96,15 +96,6 @@ def test_save_and_load_round_trip(family, tmp_path):
     torch.testing.assert_close(lm_reloaded(ids).logits, lm(ids).logits, rtol=0, atol=0)
 
 
-def test_auto_classes_resolve_to_our_models(family, tmp_path):
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    model = classifier_class(family)(tiny_config(family, num_labels=2))
-    model.save_pretrained(tmp_path)
-    assert type(AutoConfig.from_pretrained(tmp_path)) is config_class(family)
-    assert type(AutoModelForSequenceClassification.from_pretrained(tmp_path)) is classifier_class(family)
-
-
 def test_incremental_decode_equals_full_forward(family):
     torch.manual_seed(3)
     lm = causal_lm_class(family)(tiny_config(family)).eval()
