@@ -300,3 +300,11 @@ def test_chunk_cumsum_gradient():
     out = _ChunkCumsum.apply(g, 1.5)
     assert_close(out, 1.5 * g.cumsum(1), 1e-12)
     assert torch.autograd.gradcheck(lambda x: _ChunkCumsum.apply(x, 1.5), (g,))
+
+
+def test_short_sequences_use_one_short_chunk():
+    from kernels.ops.gla.chunk import CHUNK_SIZE, SUB_CHUNK_SIZE, default_chunk_size
+
+    assert [default_chunk_size(T) for T in (1, 16, 17, 24, 63)] == [16, 16, 32, 32, 64]
+    assert default_chunk_size(10_000) == CHUNK_SIZE
+    assert all(default_chunk_size(T) % SUB_CHUNK_SIZE == 0 for T in range(1, 200))

@@ -82,12 +82,18 @@ def chunk_gla(
     return chunk_gla_torch(q, k, v, g, scale, initial_state, output_final_state)
 
 
+def default_chunk_size(T: int) -> int:
+    """CHUNK_SIZE, or for shorter sequences T rounded up to a multiple of SUB_CHUNK_SIZE: one chunk with
+    little padding (short GLUE sentences would otherwise pay for 64 steps)."""
+    return min(CHUNK_SIZE, SUB_CHUNK_SIZE * max(1, math.ceil(T / SUB_CHUNK_SIZE)))
+
+
 def chunk_gla_torch(q, k, v, g, scale, initial_state=None, output_final_state=False, chunk_size=None):
     B, T, H, K = q.shape
     V = v.shape[-1]
     dtype = compute_dtype(q, k, v, g, initial_state)
     out_dtype = v.dtype
-    C = chunk_size or CHUNK_SIZE
+    C = chunk_size or default_chunk_size(T)
     N = max(1, math.ceil(T / C))
     # Without autograd, results go straight into preallocated buffers (out=) instead of being
     # stacked afterwards: three fewer full copies per call, which matters for prefill / evaluation.
@@ -116,38 +122,30 @@ def chunk_gla_torch(q, k, v, g, scale, initial_state=None, output_final_state=Fa
 
     # Per-head results are kept head-major ([H, B*N, ...]) so that each head's bmm can write one
     # contiguous block: a strided out= makes bmm fall back to one small matmul per chunk.
-    updates = torch.empty(H, B * N, K, V, dtype=dtype, device=q.device) if in_place else []
+    updates = _PerHead(in_place, (H, B * N, K, V), dtype, q.device)
     intra = []
     for h in range(H):
         q_h, k_h, v_h = q_fact[:, :, h], k_fact[:, :, h], v[:, :, h]
         # torch.bmm rather than @: these are 3-D already, and the per-call overhead adds up
         intra_h = torch.bmm(torch.bmm(q_h, k_h.transpose(-1, -2)).tril_(), v_h)  # [B*N, C, V]
-        update_h = torch.bmm(k_end[:, :, h].transpose(-1, -2), v_h, out=updates[h] if in_place else None)
+        update_h = torch.bmm(k_end[:, :, h].transpose(-1, -2), v_h, out=updates.out(h))  # [B*N, K, V]
         if any_unsafe and bool(unsafe[:, h].any()):
             index = unsafe[:, h].nonzero().squeeze(-1)
             head = (q[index, :, h], k[index, :, h], v[index, :, h], g[index, :, h], b2[index, :, h] / LOG2E)
             exact_intra, exact_update = _exact_chunks(*head)
             intra_h = intra_h.index_put((index,), exact_intra)
-            if in_place:
-                update_h.index_put_((index,), exact_update)
-            else:
-                update_h = update_h.index_put((index,), exact_update)
+            update_h = update_h.index_put((index,), exact_update)
         intra.append(intra_h)
-        if not in_place:
-            updates.append(update_h)
-    if not in_place:
-        updates = torch.stack(updates)  # [H, B*N, K, V]
+        updates.set(h, update_h)
 
     # e^{b_last} per head and chunk, [H, B*N, K, 1]
     chunk_decay = chunk_decay.reshape(B * N, H, K).permute(1, 0, 2).unsqueeze(-1)
-    starts, final_state = _chunk_states(updates, chunk_decay, initial_state, B, N, dtype, in_place)
+    starts, final_state = _chunk_states(updates.result(), chunk_decay, initial_state, B, N, dtype, in_place)
     # o = s * (intra + q_fact @ S_start): the scale folded into one fused multiply-add per head
-    o = torch.empty(H, B * N, C, V, dtype=dtype, device=q.device) if in_place else []
+    o = _PerHead(in_place, (H, B * N, C, V), dtype, q.device)
     for h in range(H):
-        o_h = torch.baddbmm(intra[h], q_fact[:, :, h], starts[h], beta=scale, alpha=scale, out=o[h] if in_place else None)
-        if not in_place:
-            o.append(o_h)
-    o = o if in_place else torch.stack(o)  # [H, B*N, C, V]
+        o.set(h, torch.baddbmm(intra[h], q_fact[:, :, h], starts[h], beta=scale, alpha=scale, out=o.out(h)))
+    o = o.result()  # [H, B*N, C, V]
     # back to [B, T, H, V] (a view; callers that reshape heads into features copy it once)
     o = o.reshape(H, B, N * C, V)[:, :, :T].permute(1, 2, 0, 3)
     return o.to(out_dtype), (final_state if output_final_state else None)
@@ -155,6 +153,30 @@ def chunk_gla_torch(q, k, v, g, scale, initial_state=None, output_final_state=Fa
 
 def _needs_grad(*tensors: torch.Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+class _PerHead:
+    """One [B*N, ...] result per head, gathered as [H, B*N, ...].
+
+    Without autograd (``in_place``) ops write straight into a preallocated buffer through ``out(h)``;
+    with autograd the results are stacked at the end (differentiable).
+    """
+
+    def __init__(self, in_place: bool, shape: tuple[int, ...], dtype: torch.dtype, device):
+        self.buffer = torch.empty(shape, dtype=dtype, device=device) if in_place else None
+        self.parts: list[torch.Tensor] = []
+
+    def out(self, h: int) -> torch.Tensor | None:
+        return None if self.buffer is None else self.buffer[h]
+
+    def set(self, h: int, result: torch.Tensor) -> None:
+        if self.buffer is None:
+            self.parts.append(result)
+        elif result.data_ptr() != self.buffer[h].data_ptr():  # not written through out(h)
+            self.buffer[h].copy_(result)
+
+    def result(self) -> torch.Tensor:
+        return self.buffer if self.buffer is not None else torch.stack(self.parts)
 
 
 class _ChunkCumsum(torch.autograd.Function):
