@@ -34,9 +34,9 @@ changes neither the outputs nor the final state. Gradients come from autograd.
 
 CPU cost: per token the fast path does C (K + V) multiply-adds inside its chunk and 2 K V for the
 state (update and read-out), all as batched matmuls; the step-by-step loop does 3 K V, but as three
-tiny ops per token. At K = V = C = 64 that is ~134 MFLOP for 4 heads x 1024 tokens, ~1.5 ms at the
-~90 GFLOP/s MKL reaches on one core for these shapes: the floor of this form, whatever the Python
-around it. The rest is kept cheap: decays via exp2 on base-2 cumulative sums (exp costs several
+tiny ops per token. At K = V = C = 64 that is ~134 MFLOP for 4 heads x 1024 tokens: ~2 ms for these
+matmuls alone on one core of the 2-core development machine (benchmarks/bench_kernels.py measures
+this ceiling beside the kernel), the floor of this form whatever the Python around it. The rest is kept cheap: decays via exp2 on base-2 cumulative sums (exp costs several
 times more), the in-chunk cumsum as C in-place adds, and, without autograd, results written into
 preallocated head-major buffers instead of stacked copies.
 """

@@ -89,7 +89,7 @@ class _ChunkScan(torch.autograd.Function):
         # backwards in time, step t receives lam_{t+1} decayed by exp(g_{t+1}); the final-state
         # gradient enters as the reverse scan's initial state (through decay 1 after step T-1)
         decay_next = F.pad(decay[:, 1:], (0, 0, 0, 1), value=1.0)
-        lam, _ = scan(dh.contiguous(), decay_next, dh_last, ctx.chunk_size, reverse=True)
+        lam, _ = scan(dh, decay_next, dh_last, ctx.chunk_size, reverse=True)
         dg = lam * decay
         dg[:, 1:] *= h[:, :-1]  # h_{t-1}
         if h0 is None:
@@ -147,7 +147,11 @@ def _carry_across_chunks(local_last, chunk_decay, h0, reverse):
     """
     B, N, D = local_last.shape
     starts = torch.empty_like(local_last)
-    first = -1 if reverse else 0
+    first = N - 1 if reverse else 0
+    if h0 is None:
+        starts[:, first].zero_()
+    else:
+        starts[:, first].copy_(h0)
     if N > SEQUENTIAL_CARRY_MAX:
         states, h_last = scan(local_last, chunk_decay, h0, default_chunk_size(N), reverse)
         # the state entering chunk n is the state after the chunk before it (in scan order)
@@ -155,16 +159,8 @@ def _carry_across_chunks(local_last, chunk_decay, h0, reverse):
             starts[:, :-1] = states[:, 1:]
         else:
             starts[:, 1:] = states[:, :-1]
-        if h0 is None:
-            starts[:, first].zero_()
-        else:
-            starts[:, first] = h0
         return starts, h_last
     steps = _in_order(tuple(zip(starts.unbind(1), local_last.unbind(1), chunk_decay.unbind(1))), reverse)
-    if h0 is None:
-        steps[0][0].zero_()
-    else:
-        steps[0][0].copy_(h0)
     for (start_n, last_n, decay_n), (next_start, _, _) in zip(steps[:-1], steps[1:]):
         torch.addcmul(last_n, decay_n, start_n, out=next_start)
     start_n, last_n, decay_n = steps[-1]
