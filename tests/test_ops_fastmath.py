@@ -21,3 +21,9 @@ def test_fp64_is_torch_exp_and_out_may_alias_the_input():
     expected = exp_base2(y)
     assert exp_base2(y, out=y) is y
     assert torch.equal(y, expected)
+
+
+def test_gradient_without_out():
+    x = (-5 * torch.rand(50, dtype=torch.float64)).float().requires_grad_()
+    exp_base2(x).sum().backward()
+    torch.testing.assert_close(x.grad, x.detach().exp(), rtol=1e-5, atol=0)

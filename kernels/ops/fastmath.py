@@ -17,10 +17,14 @@ LOG2E = 1.0 / math.log(2.0)
 
 
 def exp_base2(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """e^x, via exp2 for fp32 and lower; torch.exp for fp64. ``out`` may alias ``x``."""
+    """e^x, via exp2 for fp32 and lower; torch.exp for fp64.
+
+    Without ``out`` it is differentiable (one new tensor, exponentiated in place). ``out`` (which may
+    alias ``x``) is for code running without autograd.
+    """
     if x.dtype == torch.float64:
         return torch.exp(x, out=out) if out is not None else torch.exp(x)
     if out is None:
-        out = torch.empty_like(x)
+        return (x * LOG2E).exp2_()
     torch.mul(x, LOG2E, out=out)
     return torch.exp2(out, out=out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..backend import use_fla
+from ..fastmath import exp_base2
 from .utils import check_gla_args, compute_dtype, resolve_scale
 
 
@@ -44,7 +45,8 @@ def fused_recurrent_gla_torch(q, k, v, g, scale, initial_state, output_final_sta
     qs = per_head(q, K) * scale
     ks = per_head(k, K)
     vs = per_head(v, V)
-    decays = per_head(g, K).exp().unsqueeze(-1)  # [T, B*H, K, 1]
+    # the same exp as the chunked kernel's (exp2-based), so the two differ only in the algorithm
+    decays = exp_base2(per_head(g, K)).unsqueeze(-1)  # [T, B*H, K, 1]
     if initial_state is None:
         state = qs.new_zeros(B * H, K, V)
     else:

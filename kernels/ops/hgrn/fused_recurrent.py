@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..backend import use_fla
+from ..fastmath import exp_base2
 from .utils import check_hgrn_args, compute_dtype
 
 
@@ -33,7 +34,8 @@ def fused_recurrent_hgrn_torch(x, g, initial_state, output_final_state):
     dtype = compute_dtype(x, g, initial_state)
     # time-major copies so that each step reads one contiguous [B, D] slice
     xs = x.to(dtype).transpose(0, 1).contiguous()
-    decays = g.to(dtype).exp().transpose(0, 1).contiguous()
+    # the same exp as the chunked scan's (exp2-based), so the two differ only in the algorithm
+    decays = exp_base2(g.to(dtype)).transpose(0, 1).contiguous()
     h = xs.new_zeros(B, D) if initial_state is None else initial_state.to(dtype)
     outputs = []
     # unbind, not xs[t]: indexing would give every step a full-size gradient buffer in backward
