@@ -123,6 +123,12 @@ def test_one_selection_highlights_a_model_in_every_chart(browser, full_page):
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", point)
     ActionChains(browser).move_to_element(point).click().perform()
     wait_for(lambda: set(highlight_of_every_view(browser).values()) == {picked}, what=f"{picked} highlighted")
+    # So does clicking a model's entry in a legend.
+    entry = next(e for e in browser.find_elements(By.CSS_SELECTOR, "#vis-tradeoff g.role-legend-label text")
+                 if e.text == "GLA")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", entry)
+    ActionChains(browser).move_to_element(entry).click().perform()
+    wait_for(lambda: set(highlight_of_every_view(browser).values()) == {"GLA"}, what="GLA highlighted from a legend")
     browser.find_element(By.CSS_SELECTOR, '#highlighter button[data-model=""]').click()
     wait_for(lambda: set(highlight_of_every_view(browser).values()) == {None}, what="highlight cleared")
     assert console_problems(browser) == []

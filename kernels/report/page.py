@@ -28,6 +28,10 @@ nav.toc { font-size: 0.9rem; margin: 0.4rem 0 1rem; } nav.toc a { margin-right: 
 .highlighter button { border: 1px solid #bbb; background: #fff; border-radius: 1rem; padding: 0.15rem 0.7rem;
                       margin: 0 0.2rem; cursor: pointer; font: inherit; }
 .highlighter button[aria-pressed="true"] { background: #222; color: #fff; border-color: #222; }
+/* Vega draws legends without pointer events; with them on, a click on a legend entry reaches the views'
+   click listener like a click on a mark, and picks that model. */
+g.role-legend-symbol, g.role-legend-symbol *, g.role-legend-label, g.role-legend-label * {
+  pointer-events: visiblePainted !important; cursor: pointer; }
 .swatch { display: inline-block; width: 0.7rem; height: 0.7rem; border-radius: 50%; margin-right: 0.35rem;
           vertical-align: -0.05rem; }
 .grid { display: flex; flex-wrap: wrap; gap: 1.5rem 2.5rem; align-items: flex-start; }
@@ -96,7 +100,8 @@ def table_of_contents(sections: list[Section]) -> str:
 
 
 def highlighter(colours: dict[str, str]) -> str:
-    """Buttons that highlight one model in every chart (clicking a mark of the model does the same)."""
+    """Buttons that highlight one model in every chart (clicking a mark or a legend entry of the model does the
+    same)."""
     buttons = "".join(
         f'<button type="button" data-model="{html.escape(label)}" aria-pressed="false">'
         f'<span class="swatch" style="background:{colour}"></span>{html.escape(label)}</button>'
@@ -106,8 +111,8 @@ def highlighter(colours: dict[str, str]) -> str:
 
 
 # Each chart declares a variable parameter HIGHLIGHT; setting it in every view at once is what makes one
-# selection span the whole page (Vega views do not share signals). A click on a mark picks its model
-# (datum.label), a second click on it or a click on empty space clears the highlight.
+# selection span the whole page (Vega views do not share signals). A click on a mark or a legend entry picks
+# its model (datum.label), a second click on it or a click on empty space clears the highlight.
 EMBED_SCRIPT = """
 (function () {
   var signal = "__HIGHLIGHT__";
