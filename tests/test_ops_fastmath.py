@@ -27,3 +27,12 @@ def test_gradient_without_out():
     x = (-5 * torch.rand(50, dtype=torch.float64)).float().requires_grad_()
     exp_base2(x).sum().backward()
     torch.testing.assert_close(x.grad, x.detach().exp(), rtol=1e-5, atol=0)
+
+
+def test_half_types_are_computed_in_fp32():
+    x = torch.linspace(-20.0, 0.0, 1001)
+    for dtype in (torch.bfloat16, torch.float16):
+        low = x.to(dtype)
+        result = exp_base2(low)
+        assert result.dtype == dtype
+        torch.testing.assert_close(result, low.float().exp().to(dtype), rtol=0, atol=0)

@@ -17,13 +17,16 @@ LOG2E = 1.0 / math.log(2.0)
 
 
 def exp_base2(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """e^x, via exp2 for fp32 and lower; torch.exp for fp64.
+    """e^x, via exp2 in fp32 (half types are computed in fp32 and cast back); torch.exp for fp64.
 
     Without ``out`` it is differentiable (one new tensor, exponentiated in place). ``out`` (which may
     alias ``x``) is for code running without autograd.
     """
     if x.dtype == torch.float64:
         return torch.exp(x, out=out) if out is not None else torch.exp(x)
+    if x.dtype != torch.float32:  # fp16 / bf16: x * log2(e) rounded to 8-11 bits would be far off
+        result = exp_base2(x.float()).to(x.dtype)
+        return result if out is None else out.copy_(result)
     if out is None:
         return (x * LOG2E).exp2_()
     torch.mul(x, LOG2E, out=out)
