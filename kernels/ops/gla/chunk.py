@@ -49,8 +49,9 @@ import torch
 import torch.nn.functional as F
 
 from ..backend import use_fla
+from ..dtypes import compute_dtype
 from ..fastmath import LOG2E
-from .utils import check_gla_args, compute_dtype, resolve_scale
+from .utils import check_gla_args, resolve_scale
 
 CHUNK_SIZE = 64
 SUB_CHUNK_SIZE = 16
@@ -111,7 +112,7 @@ def chunk_gla_torch(q, k, v, g, scale, initial_state=None, output_final_state=Fa
     # g log2(e) inside each chunk, <= 0, decreasing, so b_last is each channel's minimum
     b2 = _ChunkCumsum.apply(g, LOG2E)
     decay = torch.exp2(b2)  # e^{b_t}
-    chunk_decay = torch.exp2(b2[:, -1:])  # e^{b_last}, [B*N, 1, H, K]
+    chunk_decay = decay[:, -1:]  # e^{b_last}, [B*N, 1, H, K]
     q_fact = q * decay  # q_t e^{b_t}: exponent <= 0
     unsafe = b2[:, -1].amin(dim=-1) < -DIAG_SAFE_LOG * LOG2E  # [B*N, H]
     any_unsafe = bool(unsafe.any())

@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 
 from ..backend import use_fla
+from ..dtypes import compute_dtype
 from ..fastmath import exp_base2
-from .utils import check_gla_args, compute_dtype, resolve_scale
+from .utils import check_gla_args, resolve_scale
 
 
 def fused_recurrent_gla(

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .utils import check_gla_args, compute_dtype, resolve_scale
+from ..dtypes import compute_dtype
+from .utils import check_gla_args, resolve_scale
 
 
 def naive_recurrent_gla(

@@ -1,4 +1,4 @@
-"""Argument checks and dtype rules shared by the GLA kernels.
+"""Argument checks shared by the GLA kernels (dtype rules: :mod:`kernels.ops.dtypes`).
 
 Layout (as in fla 0.6): q, k, g are [batch, time, heads, K]; v is [batch, time, heads, V].
 The recurrent state is [batch, heads, K, V] (key dimension first). fla's ``GatedLinearAttention``
@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import torch
 
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
-    """fp32 accumulation for fp16/bf16/fp32 inputs; fp64 when any input is fp64 (exact tests)."""
-    if any(t is not None and t.dtype == torch.float64 for t in tensors):
-        return torch.float64
-    return torch.float32
+from ..dtypes import FLOAT_DTYPES
 
 
 def _check_float(name: str, op: str, t: torch.Tensor) -> None:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{op}: `{name}` must be a torch.Tensor, got {type(t).__name__}")
-    if t.dtype not in _FLOAT_DTYPES:
+    if t.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{op}: `{name}` must be a floating tensor (fp16/bf16/fp32/fp64), got {t.dtype}")
 
 

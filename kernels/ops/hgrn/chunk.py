@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from ..backend import use_fla
+from ..dtypes import compute_dtype
 from ..fastmath import exp_base2
-from .utils import check_hgrn_args, compute_dtype
+from .utils import check_hgrn_args
 
 
 def chunk_hgrn(

@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 
 from ..backend import use_fla
+from ..dtypes import compute_dtype
 from ..fastmath import exp_base2
-from .utils import check_hgrn_args, compute_dtype
+from .utils import check_hgrn_args
 
 
 def fused_recurrent_hgrn(

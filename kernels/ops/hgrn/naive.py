@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .utils import check_hgrn_args, compute_dtype
+from ..dtypes import compute_dtype
+from .utils import check_hgrn_args
 
 
 def naive_recurrent_hgrn(

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import torch
 
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
-    """fp32 accumulation for fp16/bf16/fp32 inputs; fp64 when any input is fp64 (exact tests)."""
-    if any(t is not None and t.dtype == torch.float64 for t in tensors):
-        return torch.float64
-    return torch.float32
+from ..dtypes import FLOAT_DTYPES
 
 
 def check_hgrn_args(op: str, x, g, initial_state) -> tuple[int, int, int]:
@@ -19,7 +12,7 @@ def check_hgrn_args(op: str, x, g, initial_state) -> tuple[int, int, int]:
     for name, t in (("x", x), ("g", g)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{op}: `{name}` must be a torch.Tensor, got {type(t).__name__}")
-        if t.dtype not in _FLOAT_DTYPES:
+        if t.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{op}: `{name}` must be a floating tensor (fp16/bf16/fp32/fp64), got {t.dtype}")
         if t.dim() != 3:
             raise ValueError(f"{op}: `{name}` must be 3-D [batch, time, dim], got shape {tuple(t.shape)}")
@@ -28,7 +21,7 @@ def check_hgrn_args(op: str, x, g, initial_state) -> tuple[int, int, int]:
     B, T, D = x.shape
     devices = {x.device, g.device}
     if initial_state is not None:
-        if not isinstance(initial_state, torch.Tensor) or initial_state.dtype not in _FLOAT_DTYPES:
+        if not isinstance(initial_state, torch.Tensor) or initial_state.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{op}: `initial_state` must be a floating torch.Tensor")
         if tuple(initial_state.shape) != (B, D):
             raise ValueError(
