@@ -7,34 +7,22 @@ check runs in a fresh interpreter where the import order is exactly the one unde
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from test_models_common import PAD, TINY_ARCH, VOCAB
+from workflow_helpers import run_python
+
 HAS_FLA = importlib.util.find_spec("fla") is not None and importlib.util.find_spec("triton") is not None
 
 
-def run_python(code: str) -> str:
-    """Run ``code`` in a fresh interpreter at the checkout; fail with its output if it fails."""
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
-    return result.stdout
-
-
-TINY = """
+TINY = f"""
 import tempfile, torch
 import kernels.models as km
-ARCH = {
-    "transformer_pp": dict(hidden_size=32, num_hidden_layers=2, num_heads=4, num_kv_heads=2),
-    "gla": dict(hidden_size=32, num_hidden_layers=2, num_heads=2),
-    "mmfree": dict(hidden_size=32, num_hidden_layers=2),
-}
+ARCH = {TINY_ARCH!r}
 def tiny(family, **extra):
-    return km.config_class(family)(vocab_size=64, pad_token_id=0, **ARCH[family], **extra)
+    return km.config_class(family)(vocab_size={VOCAB}, pad_token_id={PAD}, **ARCH[family], **extra)
 """
 
 
@@ -77,7 +65,7 @@ assert all(torch.equal(ours_sd[k], theirs_sd[k]) for k in ours_sd)
 
 # and fla's own checkpoint loads into our classifier: every backbone weight, only the head new
 fla_dir = tempfile.mkdtemp()
-fla_model = FlaGLAForCausalLM(FlaGLAConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_heads=2))
+fla_model = FlaGLAForCausalLM(FlaGLAConfig(vocab_size=tiny("gla").vocab_size, **ARCH["gla"]))
 fla_model.save_pretrained(fla_dir)
 classifier = km.load_classifier("gla", fla_dir, num_labels=3)
 assert type(classifier) is km.classifier_class("gla")

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from workflow_helpers import run_python
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("fla") is None or importlib.util.find_spec("triton") is None,
@@ -67,9 +64,5 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_fla_fused_recurrent_kernels_match_ours_in_the_triton_interpreter():
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
-    assert result.stdout.split() == ["ok", "gla", "T=1", "ok", "hgrn", "T=1", "ok", "gla", "T=37", "ok", "hgrn",
-                                     "T=37"]
+    stdout = run_python(SCRIPT, env={**os.environ, "TRITON_INTERPRET": "1"})
+    assert stdout.split() == ["ok", "gla", "T=1", "ok", "hgrn", "T=1", "ok", "gla", "T=37", "ok", "hgrn", "T=37"]

@@ -1,4 +1,4 @@
-"""Helpers for tests that run the real workflow with Snakemake in a subprocess."""
+"""Helpers for tests that run the real workflow with Snakemake, or Python code, in a subprocess."""
 
 from __future__ import annotations
 
@@ -37,3 +37,12 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
         if line.strip().startswith("total"):
             break
     return counts
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+    """Run ``code`` in a fresh interpreter at the checkout (process-wide state such as import order or
+    TRITON_INTERPRET under control); fail with its output if it fails, else return its stdout."""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
+    return proc.stdout
