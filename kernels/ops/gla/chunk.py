@@ -112,7 +112,9 @@ def chunk_gla_torch(q, k, v, g, scale, initial_state=None, output_final_state=Fa
     # g log2(e) inside each chunk, <= 0, decreasing, so b_last is each channel's minimum
     b2 = _ChunkCumsum.apply(g, LOG2E)
     decay = torch.exp2(b2)  # e^{b_t}
-    chunk_decay = decay[:, -1:]  # e^{b_last}, [B*N, 1, H, K]
+    # e^{b_last}, [B*N, 1, H, K]; its own exp2 rather than a slice of `decay`: the same values, but
+    # a slice would merge the two gradient paths into b and change dg's rounding (and trained weights)
+    chunk_decay = torch.exp2(b2[:, -1:])
     q_fact = q * decay  # q_t e^{b_t}: exponent <= 0
     unsafe = b2[:, -1].amin(dim=-1) < -DIAG_SAFE_LOG * LOG2E  # [B*N, H]
     any_unsafe = bool(unsafe.any())
