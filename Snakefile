@@ -33,6 +33,7 @@ include: "rules/data.smk"
 include: "rules/finetune.smk"
 include: "rules/evaluate.smk"
 include: "rules/profile.smk"
+include: "rules/attack.smk"
 include: "rules/report.smk"
 
 

@@ -10,7 +10,14 @@
   ``kernels.profiling.flops`` (train = 3 x forward). Also printed: where the step's time goes (phases;
   matrix products vs the rest, from torch.profiler) and how MFU changes with batch size and length.
 
-Last stdout line: ``{"finetune_vs_padded_eager": <ours / plain tokens per second>, "train_step_mfu": <MFU>}``.
+- ``transformer_pp_vs_hf_llama_finetune``: fine-tuning throughput of our Transformer++ classifier against
+  transformers' ``LlamaForSequenceClassification`` of the same shape and the same weights (what a user would
+  otherwise pick), on the same bucketed SST-2 batches, both through the fine-tuning loop's own optimizer step.
+  Rounds alternate between the two models and the median round counts, so that load from other processes
+  hits both alike. Goal >= 1.0 (ours at least as fast).
+
+Last stdout line: ``{"finetune_vs_padded_eager": <ours / plain tokens per second>, "train_step_mfu": <MFU>,
+"transformer_pp_vs_hf_llama_finetune": <ours / Llama tokens per second>}`` (``--only`` keeps a subset).
 """
 
 from __future__ import annotations
@@ -233,6 +240,78 @@ def train_step_mfu(args) -> float:
     return mfu
 
 
+# ---------------------------------------------------------------------------------------------------
+# transformer_pp_vs_hf_llama_finetune
+
+LLAMA_RENAMES = [("model.embeddings.", "model.embed_tokens."), (".attn_norm.", ".input_layernorm."),
+                 (".mlp_norm.", ".post_attention_layernorm."), (".attn.", ".self_attn.")]
+
+
+def llama_twin(ours: torch.nn.Module) -> torch.nn.Module:
+    """transformers' ``LlamaForSequenceClassification`` with our Transformer++ classifier's shape and weights."""
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    config = ours.config
+    layer = ours.model.layers[0]
+    llama = LlamaForSequenceClassification(LlamaConfig(
+        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+        intermediate_size=layer.mlp.gate_proj.out_features, num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_heads, num_key_value_heads=config.num_kv_heads or config.num_heads,
+        rms_norm_eps=config.norm_eps, rope_theta=config.rope_theta or 10000.0, hidden_act="silu",
+        max_position_embeddings=4096, tie_word_embeddings=False, attention_bias=False, mlp_bias=False,
+        num_labels=config.num_labels, pad_token_id=config.pad_token_id))
+    state = {}
+    for key, value in ours.state_dict().items():
+        for old, new in LLAMA_RENAMES:
+            key = key.replace(old, new)
+        state[key] = value
+    missing, unexpected = llama.load_state_dict(state, strict=False)
+    if unexpected or any("rotary" not in k for k in missing):
+        raise RuntimeError(f"Llama twin: weights do not map (missing {missing}, unexpected {unexpected})")
+    return llama
+
+
+def timed_round(model, optimizer, batches, hp: FinetuneHyperparams) -> float:
+    start = time.perf_counter()
+    for step, batch in enumerate(batches, 1):
+        optimizer_step(model, optimizer, batch, hp, torch.device("cpu"), step)
+    return time.perf_counter() - start
+
+
+def transformer_pp_vs_hf_llama_finetune(args) -> float:
+    """Tokens/s of our Transformer++ over transformers' Llama classifier, same shape, weights and batches."""
+    from kernels.training.batching import collate, plan_batches
+
+    frame = read_bundled_glue(REPO / "resources" / "data", "sst2", "train").head(args.examples)
+    tokenizer = train_tokenizer(frame["text_a"].tolist(), vocab_size=4096, min_frequency=2)
+    hp = FinetuneHyperparams(batch_size=args.batch_size, max_length=args.max_length)
+    encoded = encode_examples(tokenizer, frame, hp.max_length, source="sst2 train")
+    pad_id = tokenizer.pad_token_id
+    plan = plan_batches(encoded.lengths, hp.batch_size, hp.bucket_batches, hp.seed, 0)[:args.steps]
+    batches = [collate(encoded, rows, pad_id) for rows in plan]
+    tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+    ours = build_classifier("transformer_pp", ARCH, vocab_size=len(tokenizer), num_labels=2, pad_token_id=pad_id,
+                            seed=0)
+    llama = llama_twin(ours)
+    with torch.no_grad():  # same function: the comparison is of implementations, not of models
+        probe = batches[0]
+        torch.testing.assert_close(ours.eval()(**probe).logits, llama.eval()(**probe).logits, rtol=1e-4, atol=1e-4)
+    models = {"ours": ours.train(), "llama": llama.train()}
+    optimizers = {name: torch.optim.AdamW(parameter_groups(m, hp.weight_decay), lr=hp.lr) for name, m in models.items()}
+    for name, model in models.items():  # warm-up
+        timed_round(model, optimizers[name], batches[:2], hp)
+    rounds = {name: [] for name in models}
+    for _ in range(args.rounds):
+        for name, model in models.items():
+            rounds[name].append(timed_round(model, optimizers[name], batches, hp))
+    seconds = {name: float(np.median(values)) for name, values in rounds.items()}
+    print(f"peer: Transformer++ (ours) vs transformers LlamaForSequenceClassification, {ARCH}, {len(batches)} "
+          f"bucketed SST-2 batches of {hp.batch_size} ({tokens:,} real tokens), median of {args.rounds} rounds")
+    for name, label in (("ours", "ours"), ("llama", "HF Llama")):
+        print(f"  {label:8s}: {tokens / seconds[name]:,.0f} tokens/s ({seconds[name] * 1e3:.0f} ms per round)")
+    return seconds["llama"] / seconds["ours"]
+
+
 def parse_grid(text: str) -> list[tuple[int, int]]:
     """"8x128,32x64" -> [(8, 128), (32, 64)]."""
     points = []
@@ -240,6 +319,10 @@ def parse_grid(text: str) -> list[tuple[int, int]]:
         batch, _, length = item.strip().partition("x")
         points.append((int(batch), int(length)))
     return points
+
+
+BENCHMARKS = {"finetune_vs_padded_eager": (finetune_vs_padded_eager, 2), "train_step_mfu": (train_step_mfu, 3),
+              "transformer_pp_vs_hf_llama_finetune": (transformer_pp_vs_hf_llama_finetune, 2)}
 
 
 def main() -> None:
@@ -253,11 +336,16 @@ def main() -> None:
     parser.add_argument("--mfu-budget-s", type=float, default=4.0, help="time budget of the headline MFU step")
     parser.add_argument("--mfu-grid", type=parse_grid, default=parse_grid("1x128,8x128,32x16,32x64,32x256"),
                         help="batch x length points for the MFU-vs-shape line, e.g. 8x128,32x64")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating timed rounds of the peer comparison")
+    parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS),
+                        help="run only these benchmarks")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    ratios = {"finetune_vs_padded_eager": round(finetune_vs_padded_eager(args), 2)}
-    ratios["train_step_mfu"] = round(train_step_mfu(args), 3)
+    ratios = {}
+    for key in args.only:
+        function, digits = BENCHMARKS[key]
+        ratios[key] = round(function(args), digits)
     print(json.dumps(ratios))
 
 

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 import yaml
 
 from kernels.models import build_classifier
-from kernels.models.common import state_nbytes
+from kernels.models.common import decode_state_of, state_nbytes
 
 from kernels.ops.gla import chunk_gla, fused_recurrent_gla
 from kernels.ops.gla.chunk import CHUNK_SIZE as GLA_CHUNK_SIZE
@@ -194,7 +194,7 @@ def decode_state_bytes(model: torch.nn.Module, seq_len: int) -> int:
     """Bytes of the backbone's cached state after prefilling ``seq_len`` tokens (what decoding carries)."""
     model.eval()
     input_ids = torch.randint(1, MODEL_VOCAB_SIZE, (1, seq_len), generator=torch.Generator().manual_seed(2))
-    return state_nbytes(model.model(input_ids, use_cache=True).past_key_values)
+    return state_nbytes(decode_state_of(model.model(input_ids, use_cache=True)))
 
 
 def model_benchmarks(config_path: Path = DEFAULT_CONFIG, seq_len: int = 512, batch: int = 2,

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -52,13 +53,30 @@ def write_parquet(path: str | os.PathLike, frame) -> None:
 
 @contextlib.contextmanager
 def log_to(path: str | os.PathLike | None) -> Iterator[None]:
-    """Send messages, warnings and progress bars (stderr) to a rule's log file when there is one."""
+    """Send messages, warnings and progress bars (stderr) to a rule's log file when there is one.
+
+    A job that fails writes its full traceback and a last ``ERROR: <cause>`` line into the log before
+    the exception goes on to Snakemake (which prints it on the console): on a cluster the rule log is
+    often the only place a user can read why a job failed.
+    """
     if not path:
         yield
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle, contextlib.redirect_stderr(handle):
-        yield
+        try:
+            yield
+        except BaseException as err:
+            traceback.print_exc(file=handle)
+            handle.write(f"ERROR: {failure_cause(err)}\n")
+            handle.flush()
+            raise
+
+
+def failure_cause(err: BaseException) -> str:
+    """One line naming the exception and its message (the first line of it)."""
+    message = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {message[0]}" if message else type(err).__name__
 
 
 def write_csv(path: str | os.PathLike, frame) -> None:

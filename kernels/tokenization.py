@@ -1,8 +1,20 @@
-"""Byte-level BPE tokenizer for the from-scratch models, and loading of pretrained tokenizers.
+"""Byte-level BPE tokenizer for the from-scratch models, loading of pretrained tokenizers, and the one
+input template that every classifier input follows, whatever the tokenizer.
 
-Classifiers pool the hidden state of the last non-padding token, so every encoded input must end
-with the same marker: the post-processor appends ``</s>`` after a single text and after each text
-of a pair, and padding goes to the right where recurrent models read it only after the text.
+Input template (the same for the demo tokenizer and pretrained Llama-style ones)::
+
+    single sentence:  [BOS] A </s>
+    pair:             [BOS] A </s> B </s>
+
+``[BOS]`` is whatever the tokenizer itself puts before a text (``<s>`` for Llama-style tokenizers,
+nothing for the demo tokenizer); ``</s>`` is the tokenizer's end-of-sequence token. Classifiers pool
+the hidden state of the last non-padding token, so that token is always the final ``</s>``: a causal
+model has read the whole input there. Pretrained tokenizers bring their own post-processors (Llama's
+gives ``<s> A`` and ``<s> A <s> B``, with no end marker), so the template is applied here instead of
+trusting theirs. ``</s>`` separates the pair because it is the one token every causal LM has seen at a
+document boundary; a second ``<s>`` would be a token the model saw only at position 0. Truncation
+(``longest_first``, done by the tokenizers library) never removes a template token. Padding goes to the
+right, where recurrent models read it only after the text.
 """
 
 from __future__ import annotations
@@ -13,7 +25,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Encoding, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
@@ -89,6 +101,61 @@ def ensure_padding(tokenizer: PreTrainedTokenizerBase, source: str = "tokenizer"
     # Recurrent models must see the padding after the text, not before it.
     tokenizer.padding_side = "right"
     return tokenizer
+
+
+def _text_prefix_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The ids the tokenizer puts before a single text on its own (e.g. ``[<s>]``, or ``[]``)."""
+    probe = "a"
+    plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe)["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return list(full[:start])
+    raise ValueError(f"tokenizer {tokenizer.name_or_path!r}: its special-token template does not keep the text "
+                     f"intact ({full} vs {plain})")
+
+
+def classification_template(tokenizer: PreTrainedTokenizerBase) -> processors.TemplateProcessing:
+    """The post-processor of the module's input template for ``tokenizer`` (see the module docstring)."""
+    eos, eos_id = tokenizer.eos_token, tokenizer.eos_token_id
+    if eos is None or eos_id is None:
+        raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no eos token: the classifier input template "
+                         "ends every input with it")
+    prefix_ids = _text_prefix_ids(tokenizer)
+    prefix = [tokenizer.convert_ids_to_tokens(i) for i in prefix_ids]
+    head = " ".join(prefix + ["$A:0"])
+    return processors.TemplateProcessing(
+        single=f"{head} {eos}:0",
+        pair=f"{head} {eos}:0 $B:1 {eos}:1",
+        special_tokens=sorted(set(zip(prefix + [eos], prefix_ids + [eos_id]))),
+    )
+
+
+def classification_encoder(tokenizer: PreTrainedTokenizerBase, max_length: int) -> Tokenizer:
+    """A copy of ``tokenizer``'s backend that encodes with the input template, truncated to ``max_length``.
+
+    The tokenizer itself is left untouched (its saved files stay as published).
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise TypeError(f"tokenizer {tokenizer.name_or_path!r} ({type(tokenizer).__name__}) has no tokenizers "
+                        "backend (tokenizer.json); the workflow needs a fast tokenizer")
+    encoder = Tokenizer.from_str(backend.to_str())
+    encoder.post_processor = classification_template(tokenizer)
+    encoder.no_padding()
+    encoder.enable_truncation(max_length=int(max_length), strategy="longest_first")
+    return encoder
+
+
+def encode_for_classification(tokenizer: PreTrainedTokenizerBase, text_a: list[str], text_b: list[str] | None,
+                              max_length: int) -> list[list[int]]:
+    """Token ids of each input under the template: ``[BOS] A </s>`` or ``[BOS] A </s> B </s>``."""
+    encoder = classification_encoder(tokenizer, max_length)
+    if text_b is None:
+        encodings: list[Encoding] = encoder.encode_batch(list(text_a))
+    else:
+        encodings = encoder.encode_batch(list(zip(text_a, text_b)))
+    return [list(enc.ids) for enc in encodings]
 
 
 def load_tokenizer(source: str | os.PathLike, revision: str | None = None) -> PreTrainedTokenizerBase:

@@ -6,6 +6,7 @@
 rule prepare_glue:
     input:
         code=kernel_sources("data"),
+        bundled=bundled_glue_inputs,
     output:
         train=glue_split_path("{task}", "train"),
         validation=glue_split_path("{task}", "validation"),
@@ -33,6 +34,7 @@ use rule prepare_glue as prepare_glue_mnli with:
 rule prepare_advglue:
     input:
         code=kernel_sources("data"),
+        bundled=bundled_files("advglue/dev.json", "advglue/dev_ann.json"),
     output:
         [advglue_path(s) for s in ADVGLUE_SETS],
     log:
@@ -41,10 +43,11 @@ rule prepare_advglue:
         "../envs/data.yaml"
     params:
         source=config["data"]["source"],
-        bundled_dir=repo_path(config["data"]["bundled_dir"]),
+        bundled_dir=bundled_dir_of_inputs,
         hub_dataset=config["data"]["hub"]["advglue"],
         annotations_url=config["data"]["hub"]["advglue_annotations_url"],
         revision=config["data"]["hub"].get("advglue_revision"),
+        annotations_sha256=config["data"]["hub"].get("advglue_annotations_sha256"),
     script:
         "../workflow_scripts/prepare_advglue.py"
 

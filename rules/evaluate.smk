@@ -24,7 +24,10 @@ rule evaluate:
         bootstrap_samples=config["evaluate"]["bootstrap_samples"],
         max_length=lambda w: finetune_hp(w.model)["max_length"],
         device=lambda w: finetune_hp(w.model)["device"],
+        # the training precision (autocast dtype), so that e.g. BitLinear quantises as it did in training
+        dtype=lambda w: finetune_hp(w.model)["dtype"],
         force_torch=force_torch(),
+        require_fla=require_fla(),
     script:
         "../workflow_scripts/evaluate_model.py"
 

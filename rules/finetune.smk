@@ -10,6 +10,7 @@ rule finetune:
         weights=model_file("{model}", "{task}", "{seed}", "model.safetensors"),
         tokenizer=model_file("{model}", "{task}", "{seed}", "tokenizer.json"),
         train_log=model_file("{model}", "{task}", "{seed}", "train_log.csv"),
+        info=model_file("{model}", "{task}", "{seed}", "finetune_info.json"),
     log:
         "logs/finetune/{model}/{task}/seed{seed}.log",
     benchmark:
@@ -23,13 +24,17 @@ rule finetune:
         gpu=resource_getter("finetune", "gpu", 0),
     params:
         family=lambda w: model_cfg(w.model)["family"],
-        arch=lambda w: model_cfg(w.model)["arch"],
+        arch=lambda w: canonical(model_cfg(w.model)["arch"]),
         pretrained=lambda w: model_cfg(w.model).get("pretrained"),
         revision=lambda w: model_cfg(w.model).get("revision"),
         allow_pickle=lambda w: model_cfg(w.model).get("allow_pickle", False),
         hp=lambda w: finetune_hp(w.model),
         num_labels=lambda w: TASKS[w.task].num_labels,
         checkpoint_dir=lambda w: f"results/checkpoints/{w.model}/{w.task}/seed{w.seed}",
+        # once the model is written its checkpoint goes, and so do the folders it leaves empty:
+        # {task}, {model} and results/checkpoints itself
+        checkpoint_prune_parents=3,
         force_torch=force_torch(),
+        require_fla=require_fla(),
     script:
         "../workflow_scripts/finetune.py"

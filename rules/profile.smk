@@ -1,5 +1,11 @@
 # Efficiency profiling per model: train step, prefill and per-token decode latency, throughput and peak
 # memory over a grid of sequence lengths and batch sizes.
+#
+# A profile job must run with nothing else on the machine: a fine-tune or another profile beside it would
+# share cores, caches and memory bandwidth and distort every latency. Locally it therefore reserves every
+# core of the run (Snakemake then starts nothing beside it), while computing with config profile.threads
+# only; on a cluster it asks for an exclusive node (slurm_extra="--exclusive", overridable with
+# profile.resources.slurm_extra) and its own threads.
 
 
 rule profile:
@@ -11,24 +17,31 @@ rule profile:
         "logs/profile/{model}.log",
     conda:
         "../envs/torch.yaml"
-    threads: config["profile"]["threads"]
+    threads: profile_reserved_threads()
     resources:
         mem_mb=resource_getter("profile", "mem_mb", 8000),
         runtime=resource_getter("profile", "runtime", 30),
         gpu=resource_getter("profile", "gpu", 0),
+        slurm_extra=resource_getter("profile", "slurm_extra", "--exclusive"),
     params:
         model_name=lambda w: w.model,
         family=lambda w: model_cfg(w.model)["family"],
-        arch=lambda w: model_cfg(w.model)["arch"],
+        arch=lambda w: canonical(model_cfg(w.model)["arch"]),
         pretrained=lambda w: model_cfg(w.model).get("pretrained"),
         revision=lambda w: model_cfg(w.model).get("revision"),
         vocab_size=lambda w: profile_vocab_size(w.model),
-        settings={
-            k: v
-            for k, v in config["profile"].items()
-            if k not in ("threads", "resources")
-        },
+        settings=canonical(
+            {k: v for k, v in config["profile"].items() if k != "resources"}
+        ),
+        recipe=canonical(
+            {
+                k: config["finetune"][k]
+                for k in ("lr", "weight_decay", "max_grad_norm")
+                if k in config["finetune"]
+            }
+        ),
         force_torch=force_torch(),
+        require_fla=require_fla(),
     script:
         "../workflow_scripts/profile_model.py"
 

@@ -1,6 +1,6 @@
 # The report: one self-contained HTML page with Altair charts, every chart also as SVG and PNG.
 
-from kernels.report import FIGURES
+FIGURES = report_figure_names()
 
 
 rule build_report:
@@ -11,6 +11,7 @@ rule build_report:
         efficiency="results/tables/efficiency.csv",
         slopes="results/tables/efficiency_slopes.csv",
         significance="results/tables/pairwise_significance.csv",
+        train_data=[glue_split_path(task, "train") for task in TASK_LIST],
         code=kernel_sources("report"),
     output:
         html=report(
@@ -31,9 +32,9 @@ rule build_report:
     conda:
         "../envs/report.yaml"
     params:
-        config=config,
+        config=canonical(config),
         models={m: model_cfg(m)["label"] for m in MODELS},
-        report=config["report"],
+        report=canonical(config["report"]),
     script:
         "../workflow_scripts/report.py"
 
@@ -46,3 +47,4 @@ rule report:
             model=MODELS,
             seed=SEEDS,
         ),
+        attack_outputs(),

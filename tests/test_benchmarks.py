@@ -21,3 +21,34 @@ def test_bench_kernels_last_line_is_json_of_ratios():
     assert ratios["decode_state_growth_2048_vs_128_gla"] == 1.0
     assert ratios["decode_state_growth_2048_vs_128_mmfree"] == 1.0
     assert ratios["decode_state_growth_2048_vs_128_transformer_pp"] > 1.0
+
+
+def test_bench_memory_last_line_is_json_of_projected_peaks():
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_memory.py"), "--hidden", "256", "--batch", "4",
+         "--seq-len", "64"],
+        capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    families = {"transformer_pp", "gla", "mmfree"}
+    assert set(result["paper_peak_gib"]) == set(result["paper_peak_gib_checkpointing"]) == families
+    for family in families:
+        # checkpointing keeps one hidden state per layer and token instead of the block's activations
+        assert result["paper_peak_gib_checkpointing"][family] < result["paper_peak_gib_no_checkpointing"][family]
+        assert result["checkpointed_kib_per_token_per_layer"][family] < result["activation_kib_per_token_per_layer"][family]
+    assert result["checkpointing_saving_x"] > 1.0
+
+
+def test_bench_finetune_compares_with_transformers_llama():
+    """Our Transformer++ against transformers' LlamaForSequenceClassification of the same shape and weights (the
+    benchmark checks both give the same logits before timing them on the same batches)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_finetune.py"), "--only",
+         "transformer_pp_vs_hf_llama_finetune", "--steps", "3", "--rounds", "1", "--examples", "300",
+         "--batch-size", "8", "--max-length", "32"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ratios = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(ratios) == {"transformer_pp_vs_hf_llama_finetune"}
+    assert ratios["transformer_pp_vs_hf_llama_finetune"] > 0
+    assert "HF Llama" in proc.stdout

@@ -97,3 +97,72 @@ def test_bfloat16_forward_close_to_fp32():
 def test_pack_rejects_non_matrix():
     with pytest.raises(ValueError, match="2-D"):
         pack_ternary(torch.randn(2, 3, 4))
+
+
+# --- mixed precision: the lean autograd form ----------------------------------------------------------
+
+def _plain_bitlinear(layer, x):
+    """The straight-through form written with autograd (as BitLinear computes outside autocast)."""
+    from kernels.ops.bitlinear import activation_quant, weight_quant
+
+    x_hat = layer.norm(x)
+    x_q = x_hat + (activation_quant(x_hat) - x_hat).detach()
+    w_q = layer.weight + (weight_quant(layer.weight) - layer.weight).detach()
+    return torch.nn.functional.linear(x_q, w_q.to(x_q.dtype), None if layer.bias is None else layer.bias.to(x_q.dtype))
+
+
+def _values_and_grads(layer, x, forward, upstream):
+    layer.zero_grad(set_to_none=True)
+    x.grad = None
+    y = forward(layer, x)
+    y.backward(upstream.to(y.dtype))
+    return [y.detach().float(), x.grad, layer.weight.grad, layer.norm.weight.grad, layer.bias.grad]
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 48), (5, 48)])
+def test_autocast_form_equals_autograd_form(shape):
+    torch.manual_seed(5)
+    layer = BitLinear(48, 24, bias=True)
+    with torch.no_grad():
+        layer.norm.weight.uniform_(0.5, 1.5)
+        layer.bias.normal_()
+    x = torch.randn(*shape, requires_grad=True)
+    upstream = torch.randn(*shape[:-1], 24)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lean = _values_and_grads(layer, x, BitLinear.__call__, upstream)
+        plain = _values_and_grads(layer, x, _plain_bitlinear, upstream)
+    for name, a, b in zip(["y", "dx", "dW", "dgain", "dbias"], lean, plain):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6, msg=name)
+
+
+def test_hand_written_backward_matches_autograd_without_bf16_rounding():
+    """The lean form's backward (norm recomputed, STE) against autograd, with no bf16 cast in between
+    (float64 tensors; both norms compute in fp32, hence the fp32 tolerance): a wrong formula is off by O(1)."""
+    from kernels.ops.bitlinear import _AutocastBitLinear
+
+    torch.manual_seed(6)
+    layer = BitLinear(40, 12, bias=True).double()
+    with torch.no_grad():
+        layer.norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(6, 40, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(6, 12, dtype=torch.float64)
+
+    def lean(module, inputs):
+        return _AutocastBitLinear.apply(inputs, module.norm.weight, module.weight, module.bias, module.norm.eps,
+                                        torch.float64)
+
+    for a, b in zip(_values_and_grads(layer, x, lean, upstream), _values_and_grads(layer, x, _plain_bitlinear, upstream)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_autocast_keeps_only_the_input_and_per_token_scales():
+    from kernels.training.memory import saved_tensor_bytes
+
+    layer = BitLinear(256, 512)
+    x = torch.randn(4, 32, 256, requires_grad=True)
+    params = {p.untyped_storage().data_ptr() for p in layer.parameters()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        kept = saved_tensor_bytes(lambda: layer(x), exclude=params)
+    input_bytes = x.numel() * 4
+    # the input itself and one fp32 factor per token; the autograd form kept ~3.5x the input more
+    assert kept == input_bytes + 4 * 32 * 4

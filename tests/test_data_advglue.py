@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kernels.data import ADVGLUE_SETS, DataValidationError, prepare_advglue, read_bundled_advglue, read_bundled_glue, read_normalised
+from kernels.data.bundled import write_checksums
 
 BUNDLED = Path(__file__).resolve().parents[1] / "resources" / "data"
 
@@ -133,10 +134,10 @@ def test_annotation_disagreeing_with_dev_json_is_an_error(tmp_path):
     (tmp_path / "advglue" / "dev.json").write_text(json.dumps(dev), encoding="utf-8")
     (tmp_path / "advglue" / "dev_ann.json").write_text(json.dumps(ann), encoding="utf-8")
     with pytest.raises(DataValidationError, match=r"set 'qnli' idx 3: field 'sentence' disagrees"):
-        read_bundled_advglue(tmp_path)
+        read_bundled_advglue(write_checksums(tmp_path))
 
     ann["qnli"][3]["sentence"] = dev["qnli"][3]["sentence"]
     ann["rte"][5]["data_construction"] = "paragraph"
     (tmp_path / "advglue" / "dev_ann.json").write_text(json.dumps(ann), encoding="utf-8")
     with pytest.raises(DataValidationError, match=r"set 'rte' idx 5: field 'data_construction' is 'paragraph'"):
-        read_bundled_advglue(tmp_path)
+        read_bundled_advglue(write_checksums(tmp_path))

@@ -13,6 +13,7 @@ from pathlib import Path
 import datasets
 import pytest
 
+from kernels.data.bundled import write_checksums
 from kernels.data import (
     DataValidationError,
     TASKS,
@@ -60,7 +61,7 @@ def test_empty_file_and_header_only(tmp_path):
     (tmp_path / "advglue" / "dev.json").write_bytes(b"")
     (tmp_path / "advglue" / "dev_ann.json").write_bytes(b"{}")
     with pytest.raises(DataValidationError, match=r"dev.json: empty file"):
-        read_bundled_advglue(tmp_path)
+        read_bundled_advglue(write_checksums(tmp_path))
 
 
 def test_non_utf8_bytes(tmp_path):
@@ -111,13 +112,13 @@ def test_null_text_and_missing_field_in_advglue_json(tmp_path):
     (tmp_path / "advglue" / "dev.json").write_text(json.dumps(dev), encoding="utf-8")
     (tmp_path / "advglue" / "dev_ann.json").write_text(json.dumps(ann), encoding="utf-8")
     with pytest.raises(DataValidationError, match=r"dev.json \[sst2\]: row 2 \(idx 2\): text_a \('sentence'\) is null"):
-        read_bundled_advglue(tmp_path)
+        read_bundled_advglue(write_checksums(tmp_path))
     dev["sst2"][2]["sentence"] = ann["sst2"][2]["sentence"] = "restored"
     del ann["qqp"][4]["method"]
     (tmp_path / "advglue" / "dev.json").write_text(json.dumps(dev), encoding="utf-8")
     (tmp_path / "advglue" / "dev_ann.json").write_text(json.dumps(ann), encoding="utf-8")
     with pytest.raises(DataValidationError, match=r"dev_ann.json: set 'qqp' item 4: missing field 'method'"):
-        read_bundled_advglue(tmp_path)
+        read_bundled_advglue(write_checksums(tmp_path))
 
 
 def test_unknown_task_and_split():

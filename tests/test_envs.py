@@ -13,8 +13,9 @@ ENVS = sorted((REPO / "envs").glob("*.yaml"))
 
 
 def _project_requirements() -> dict[str, Requirement]:
+    """The package's runtime requirements, the GPU path's (the `gpu` extra) included."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    reqs = [Requirement(r) for r in project["dependencies"]]
+    reqs = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["gpu"]]
     return {canonicalize_name(r.name): r for r in reqs}
 
 
@@ -44,3 +45,21 @@ def test_pins_satisfy_pyproject():
         for name, version in _pins(env).items():
             if name in requirements:
                 assert requirements[name].specifier.contains(version, prereleases=True), (env.name, name, version)
+
+
+def test_torch_environment_offers_fla_for_gpu_runs():
+    """Jobs run with --software-deployment-method conda must be able to use fla's kernels on GPU nodes:
+    the runtime side of fla (fla-core, with the triton torch 2.13 is built against), not its test-side
+    models package."""
+    pins = _pins(REPO / "envs" / "torch.yaml")
+    gpu = {canonicalize_name(Requirement(r).name)
+           for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]}
+    assert gpu == {"fla-core", "triton"} and gpu <= set(pins)
+    assert "flash-linear-attention" not in pins
+
+
+def test_every_environment_can_import_the_kernels_package():
+    """`import kernels` loads torch and transformers (it registers the model families with the Auto
+    classes), and every rule group's script imports it: each environment must have them."""
+    for env in ENVS:
+        assert {"torch", "transformers", "safetensors"} <= set(_pins(env)), env.name

@@ -115,19 +115,40 @@ def test_compute_metrics_hand_computed_values():
     assert set(block["metrics"]) == {"accuracy"}  # sst2 has no F1
     levels = {k: v["accuracy"]["value"] for k, v in block["by_level"].items()}
     assert levels == pytest.approx({"word": 1 / 3, "sentence": 1 / 2, "human": 0.0})
-    methods = {k: v["accuracy"]["value"] for k, v in block["by_method"].items()}
-    assert methods == pytest.approx({"TextFooler": 0.5, "SememePSO": 0.0, "T3": 0.0, "CheckList": 0.5})
+    # a method only within its level: CheckList is sentence-level (idx 4, right) and human (idx 5, wrong)
+    methods = {(level, method): v["accuracy"]["value"] for level, per in block["by_level_method"].items()
+               for method, v in per.items()}
+    assert methods == pytest.approx({("word", "TextFooler"): 0.5, ("word", "SememePSO"): 0.0,
+                                     ("sentence", "T3"): 0.0, ("sentence", "CheckList"): 1.0,
+                                     ("human", "CheckList"): 0.0})
+    assert "by_method" not in block
     assert block["original"]["accuracy"]["value"] == pytest.approx(4 / 5)
     assert block["original"]["adversarial_accuracy"]["value"] == pytest.approx(2 / 5)
+    # TextAttack's attack success rate: over the 4 items whose original is right (idx 2 is skipped), 2 flip
     asr = block["attack_success_rate"]
-    assert asr["all"]["value"] == pytest.approx(2 / 5) and asr["all"]["n"] == 5
-    assert {k: v["value"] for k, v in asr["by_level"].items()} == pytest.approx({"word": 1 / 3, "sentence": 0.5})
+    assert asr["all"]["value"] == pytest.approx(2 / 4)
+    assert (asr["all"]["n"], asr["all"]["skipped"]) == (4, 1)
+    assert {k: (v["value"], v["n"], v["skipped"]) for k, v in asr["by_level"].items()} == {
+        "word": (pytest.approx(1 / 2), 2, 1), "sentence": (pytest.approx(1 / 2), 2, 0)}
+    # paired drop: the same 5 items clean (4/5 right) and adversarial (2/5 right); human items have no pair
     drop = block["robustness_drop"]
-    assert drop["all"]["value"] == pytest.approx(0.8 - 2 / 6)
+    assert drop["all"]["value"] == pytest.approx(4 / 5 - 2 / 5) and drop["all"]["n"] == 5
     assert {k: v["value"] for k, v in drop["by_level"].items()} == pytest.approx(
+        {"word": 2 / 3 - 1 / 3, "sentence": 1.0 - 1 / 2})
+    unpaired = block["robustness_drop_unpaired"]
+    assert unpaired["all"]["value"] == pytest.approx(0.8 - 2 / 6) and unpaired["all"]["n"] == 6
+    assert {k: v["value"] for k, v in unpaired["by_level"].items()} == pytest.approx(
         {"word": 0.8 - 1 / 3, "sentence": 0.3, "human": 0.8})
-    for record in (block["metrics"]["accuracy"], asr["all"], drop["all"]):
+    for record in (block["metrics"]["accuracy"], asr["all"], drop["all"], unpaired["all"]):
         assert record["ci_low"] <= record["value"] <= record["ci_high"]
+
+
+def test_attack_success_rate_without_a_correct_original_is_null():
+    frame = hand_predictions()
+    originals = frame["dataset"] == "advglue_original"
+    frame.loc[originals, "pred"] = 1 - frame.loc[originals, "label"]  # every original wrong: nothing to attack
+    asr = compute_metrics(frame, "sst2", bootstrap_samples=50)["advglue"]["sst2"]["attack_success_rate"]["all"]
+    assert asr == {"value": None, "ci_low": None, "ci_high": None, "n": 0, "skipped": 5}
 
 
 def test_compute_metrics_qqp_has_f1_and_mnli_pairs_splits():
@@ -141,4 +162,4 @@ def test_compute_metrics_qqp_has_f1_and_mnli_pairs_splits():
     mnli = frame.replace({"split": {"sst2": "mnli-mm", "validation": "validation_mismatched"}})
     result = compute_metrics(mnli, "mnli", bootstrap_samples=0)
     assert result["advglue"]["mnli-mm"]["glue_split"] == "validation_mismatched"
-    assert result["advglue"]["mnli-mm"]["robustness_drop"]["all"]["value"] == pytest.approx(0.8 - 2 / 6)
+    assert result["advglue"]["mnli-mm"]["robustness_drop_unpaired"]["all"]["value"] == pytest.approx(0.8 - 2 / 6)

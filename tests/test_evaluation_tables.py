@@ -21,11 +21,16 @@ def test_metrics_rows_cover_every_metric_once():
     glue = rows[rows["dataset"] == "glue"]
     assert glue[key].values.tolist() == [["glue", "validation", "all", "all", "accuracy"]]
     adv = rows[(rows["dataset"] == "advglue") & (rows["metric"] == "accuracy")]
-    assert len(adv) == 1 + 3 + 4  # total, 3 levels, 4 methods
-    asr = rows[rows["metric"] == "attack_success_rate"].set_index("level")["value"]
-    assert asr.to_dict() == pytest.approx({"all": 0.4, "word": 1 / 3, "sentence": 0.5})
+    assert len(adv) == 1 + 3 + 5  # total, 3 levels, 5 (level, method) cells
+    assert adv[(adv["level"] == "human") & (adv["method"] == "CheckList")]["value"].tolist() == [0.0]
+    asr = rows[rows["metric"] == "attack_success_rate"].set_index("level")
+    assert asr["value"].to_dict() == pytest.approx({"all": 0.5, "word": 0.5, "sentence": 0.5})
+    assert asr["n"].to_dict() == {"all": 4, "word": 2, "sentence": 2}
+    assert asr["skipped"].to_dict() == {"all": 1, "word": 1, "sentence": 0}
     drop = rows[rows["metric"] == "robustness_drop"].set_index("level")["value"]
-    assert drop["human"] == pytest.approx(0.8)
+    assert drop.to_dict() == pytest.approx({"all": 0.4, "word": 1 / 3, "sentence": 0.5})
+    unpaired = rows[rows["metric"] == "robustness_drop_unpaired"].set_index("level")["value"]
+    assert unpaired["human"] == pytest.approx(0.8)
     orig = rows[rows["dataset"] == "advglue_original"].set_index("level")["value"]
     assert orig["all"] == pytest.approx(0.8)
     assert (rows["model"] == "gla").all() and (rows["seed"] == 1).all()
@@ -83,3 +88,38 @@ def test_throughput_from_train_logs(tmp_path):
         run_from_path("train_log.csv")
     with pytest.raises(ValueError, match="x.csv: train log is empty"):
         throughput_row(pd.DataFrame(columns=["step", "loss", "tokens_per_s", "elapsed_s"]), "x.csv")
+
+
+def _write_run(tmp_path, frame, seed, samples):
+    metrics = compute_metrics(frame, "sst2", bootstrap_samples=samples, bootstrap_seed=7, model="gla", seed=seed)
+    run = tmp_path / "gla" / "sst2" / f"seed{seed}"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    frame.to_parquet(run / "predictions.parquet")
+    return run / "metrics.json", run / "predictions.parquet"
+
+
+def test_one_interval_kind_whatever_the_seed_count(tmp_path):
+    # One seed: the over-seeds interval is the run's own item bootstrap.
+    metrics_path, predictions_path = _write_run(tmp_path / "one", hand_predictions(), 0, 200)
+    one = metrics_table([metrics_path], None, [predictions_path])
+    rows = one[one["ci_low"].notna()]
+    assert (rows["ci_low_over_seeds"] == rows["ci_low"]).all() and (rows["ci_high_over_seeds"] == rows["ci_high"]).all()
+    # Two seeds: a two-level bootstrap from the predictions, never a t-interval; without predictions none at all.
+    paths = []
+    for seed, flip in ((0, False), (1, True)):
+        frame = hand_predictions()
+        if flip:
+            glue = frame["dataset"] == "glue"
+            frame.loc[glue, "pred"] = frame.loc[glue, "label"]  # every GLUE item right
+        paths.append(_write_run(tmp_path / "two", frame, seed, 200))
+    metrics_paths, prediction_paths = zip(*paths)
+    table = metrics_table(metrics_paths, None, prediction_paths)
+    glue = table[table["dataset"] == "glue"].iloc[0]
+    assert glue["mean_over_seeds"] == pytest.approx(0.9)
+    assert glue["ci_low_over_seeds"] < 0.9 < glue["ci_high_over_seeds"] <= 1.0
+    t_half_width = 12.706 * pd.Series([0.8, 1.0]).std() / 2 ** 0.5
+    assert glue["ci_low_over_seeds"] > 0.9 - t_half_width  # not the old t-interval over seeds
+    assert table["ci_low_over_seeds"].notna().sum() == table["ci_low"].notna().sum()
+    bare = metrics_table(metrics_paths, None)
+    assert bare["ci_low_over_seeds"].isna().all()

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from kernels.evaluation.advglue import official_score, score_prediction_files
-from kernels.evaluation.metrics import accuracy, bootstrap_distribution, binary_f1, difference_with_ci, share_with_ci, with_ci
+from kernels.evaluation.metrics import (ItemStatistic, accuracy, accuracy_statistic, binary_f1, bootstrap_distribution,
+                                       difference_with_ci, item_bootstrap, ratio_of_columns, share_with_ci,
+                                       statistic_record, two_level_bootstrap, with_ci)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,6 +48,12 @@ def test_bootstrap_ci_is_seeded_and_matches_normal_approximation():
     assert m["ci_low"] == pytest.approx(0.7 - half_width, abs=0.01)
     assert m["ci_high"] == pytest.approx(0.7 + half_width, abs=0.01)
     assert with_ci("accuracy", labels, preds, samples=2000, seed=3) == m
+    # a 95 % interval, not a 90 % one (whose half width, 0.038, the tolerance above would let through): it
+    # holds 95 % of its own bootstrap distribution, a 90 % interval only about 90 %
+    draws = bootstrap_distribution("accuracy", labels, preds, 2000, seed=3)
+    inside = float(((draws >= m["ci_low"]) & (draws <= m["ci_high"])).mean())
+    assert 0.945 <= inside <= 0.975, inside
+    assert m["ci_high"] - m["ci_low"] > 2 * 1.8 * np.sqrt(0.7 * 0.3 / 400)  # wider than z = 1.8 (~93 %)
     # quantiles of a discrete statistic often coincide, so compare the resampled values themselves
     same = bootstrap_distribution("accuracy", labels, preds, 300, seed=3)
     assert np.array_equal(same, bootstrap_distribution("accuracy", labels, preds, 300, seed=3))
@@ -158,3 +166,38 @@ def test_score_prediction_files_orders_by_idx(tmp_path):
     _prediction_rows("sst2", HAND_PREDS["sst2"], order=[0, 1, 2]).to_parquet(bad)
     with pytest.raises(ValueError, match="'sst2': the predicted idx do not match"):
         score_prediction_files([bad], dev_paths)
+
+
+def test_item_statistic_accuracy_matches_with_ci_draw_for_draw():
+    labels, preds = np.array([0, 1, 1, 0, 1, 1, 0]), np.array([0, 1, 0, 0, 1, 0, 1])
+    record = statistic_record(accuracy_statistic(labels, preds), 300, 11)
+    assert record == with_ci("accuracy", labels, preds, 300, 11)
+
+
+def test_two_level_bootstrap_with_one_run_is_its_item_bootstrap():
+    stat = accuracy_statistic(np.array([1, 0, 1, 1, 0, 1]), np.array([1, 1, 1, 0, 0, 1]))
+    mean, low, high = two_level_bootstrap([stat], [5], 400)
+    record = statistic_record(stat, 400, 5)
+    assert (mean, low, high) == (record["value"], record["ci_low"], record["ci_high"])
+
+
+def test_two_level_bootstrap_covers_the_spread_between_seeds():
+    # Run A gets every item right, run B none: resampling items changes nothing, resampling the two seeds gives
+    # means 0, 0.5 or 1 with probabilities 1/4, 1/2, 1/4, so the 95% interval is [0, 1] around the mean 0.5
+    # (a t-interval over the two seeds would be 0.5 +- 6.35, far outside [0, 1]).
+    right = accuracy_statistic(np.ones(8, dtype=int), np.ones(8, dtype=int))
+    wrong = accuracy_statistic(np.ones(8, dtype=int), np.zeros(8, dtype=int))
+    mean, low, high = two_level_bootstrap([right, wrong], [1, 2], 2000, choice_seed=3)
+    assert (mean, low, high) == (0.5, 0.0, 1.0)
+    # identical runs: the seed level adds nothing, the interval is the item bootstrap's width again
+    same = two_level_bootstrap([right, right], [1, 2], 500)
+    assert same == (1.0, 1.0, 1.0)
+
+
+def test_attack_success_ratio_ignores_resamples_without_an_attacked_item():
+    # columns: original right, attack succeeded. Two items: one attacked with success, one skipped.
+    stat = ItemStatistic((np.array([[1.0, 1.0], [0.0, 0.0]]),), ratio_of_columns, 1)
+    assert stat.value() == 1.0
+    draws = item_bootstrap(stat, 400, 0)
+    assert np.isnan(draws).any() and set(np.unique(draws[np.isfinite(draws)])) == {1.0}
+    assert statistic_record(stat, 400, 0) == {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": 1}

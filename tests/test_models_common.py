@@ -9,6 +9,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
+from kernels.models.common import decode_state_of
 from kernels.models import (FAMILIES, build_classifier, causal_lm_class, classifier_class, config_class,
                             family_for_model_type, load_classifier)
 from kernels.models.common import CheckpointError, state_nbytes
@@ -104,11 +105,11 @@ def test_incremental_decode_equals_full_forward(family):
         full = lm(ids).logits
         prefill = lm(ids[:, :4], use_cache=True)
         steps = [prefill.logits]
-        state = prefill.past_key_values
+        state = decode_state_of(prefill)
         for t in range(4, ids.shape[1]):
             out = lm(ids[:, t:t + 1], past_state=state, use_cache=True)
             steps.append(out.logits)
-            state = out.past_key_values
+            state = decode_state_of(out)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-4)
     assert len(state) == lm.config.num_hidden_layers
     assert state_nbytes(state) > 0
@@ -134,14 +135,14 @@ def test_recurrent_state_shapes_do_not_grow():
     for family in ("gla", "mmfree"):
         lm = causal_lm_class(family)(tiny_config(family)).eval()
         with torch.no_grad():
-            short = lm(random_ids(1, 3), use_cache=True).past_key_values
-            long = lm(random_ids(1, 30), use_cache=True).past_key_values
+            short = decode_state_of(lm(random_ids(1, 3), use_cache=True))
+            long = decode_state_of(lm(random_ids(1, 30), use_cache=True))
         assert state_nbytes(short) == state_nbytes(long)
         assert all(s.dtype == torch.float32 for s in long)
     lm = causal_lm_class("transformer_pp")(tiny_config("transformer_pp")).eval()
     with torch.no_grad():
-        short = lm(random_ids(1, 3), use_cache=True).past_key_values
-        long = lm(random_ids(1, 30), use_cache=True).past_key_values
+        short = decode_state_of(lm(random_ids(1, 3), use_cache=True))
+        long = decode_state_of(lm(random_ids(1, 30), use_cache=True))
     assert state_nbytes(long) == 10 * state_nbytes(short)
 
 
@@ -274,3 +275,58 @@ def test_auto_registration_leaves_other_owners_alone():
     assert register_with_auto_classes(FreshConfig, *heads_for(FreshConfig), defer_to_packages=("json",)) is False
     assert register_with_auto_classes(FreshConfig, *heads_for(FreshConfig)) is True
     assert type(AutoConfig.for_model("kernels_test_fresh")) is FreshConfig
+
+
+# --- activation checkpointing ------------------------------------------------------------------------
+
+def _loss_and_grads(model, ids, mask, labels, dtype=None):
+    model.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+        loss = model(ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+def test_activation_checkpointing_gives_the_same_gradients(family):
+    from kernels.models.common import set_activation_checkpointing
+
+    torch.manual_seed(0)
+    model = classifier_class(family)(tiny_config(family))
+    model.train()
+    ids, mask = random_ids(3, 20), torch.ones(3, 20, dtype=torch.long)
+    mask[1, 13:] = 0
+    labels = torch.tensor([0, 1, 0])
+    for dtype in (None, torch.bfloat16):
+        plain_loss, plain = _loss_and_grads(model, ids, mask, labels, dtype)
+        set_activation_checkpointing(model, True)
+        assert all(layer.gradient_checkpointing for layer in model.model.layers)
+        kept_loss, kept = _loss_and_grads(model, ids, mask, labels, dtype)
+        set_activation_checkpointing(model, False)
+        assert not any(layer.gradient_checkpointing for layer in model.model.layers)
+        # the recomputation repeats exactly the same operations: equal, not just close
+        assert torch.equal(kept_loss, plain_loss)
+        for name in plain:
+            assert torch.equal(kept[name], plain[name]), (dtype, name)
+
+
+def test_transformers_gradient_checkpointing_switch_works(family):
+    """transformers' own API (``gradient_checkpointing_enable``) turns on the per-block recomputation."""
+    import warnings
+
+    model = classifier_class(family)(tiny_config(family))
+    model.train()
+    assert model.supports_gradient_checkpointing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # renamed to activation_checkpointing_enable in 5.2x
+        model.gradient_checkpointing_enable()
+    assert all(layer.gradient_checkpointing for layer in model.model.layers)
+    calls = []
+    for layer in model.model.layers:
+        inner = layer._gradient_checkpointing_func
+        layer._gradient_checkpointing_func = lambda fn, *args, _inner=inner, **kw: (calls.append(1), _inner(fn, *args, **kw))[1]
+    model(random_ids(2, 9), labels=torch.tensor([0, 1])).loss.backward()
+    assert len(calls) == len(model.model.layers)  # every decoder block went through torch.utils.checkpoint
+    with torch.no_grad():  # no backward to replay: blocks run as they are
+        calls.clear()
+        model(random_ids(2, 9))
+        assert calls == []

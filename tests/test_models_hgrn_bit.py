@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from kernels.models.common import decode_state_of
 from kernels.models.hgrn_bit import (HGRNBitConfig, HGRNBitForCausalLM, HGRNBitForSequenceClassification,
                                      HGRNBitModel)
 from kernels.ops.bitlinear import BitLinear, PackedBitLinear, pack_bitlinears
@@ -104,8 +105,8 @@ def test_padding_leaves_the_recurrent_state_alone():
     padded = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], dim=1)
     mask = torch.cat([torch.ones(1, 9), torch.zeros(1, 4)], dim=1).long()
     with torch.no_grad():
-        alone = model(ids, use_cache=True).past_key_values
-        with_pad = model(padded, attention_mask=mask, use_cache=True).past_key_values
+        alone = decode_state_of(model(ids, use_cache=True))
+        with_pad = decode_state_of(model(padded, attention_mask=mask, use_cache=True))
     for a, b in zip(alone, with_pad):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
@@ -138,3 +139,68 @@ def test_packed_model_gives_the_same_logits():
 def test_unsupported_options_fail_clearly():
     with pytest.raises(NotImplementedError, match="use_short_conv"):
         HGRNBitModel(tiny(use_short_conv=True))
+
+
+# --- mixed precision: the gates' lean autograd form ------------------------------------------------------
+
+@pytest.mark.parametrize("with_bound", [False, True])
+@pytest.mark.parametrize("with_padding", [False, True])
+def test_lean_gates_have_the_gradients_of_the_autograd_form(with_bound, with_padding):
+    """The hand-written backward of the gates, in float64 (both forms compute the same formulas)."""
+    from kernels.models.common import padding_keep_mask
+    from kernels.models.hgrn_bit.modeling_hgrn_bit import _MLGRUGates, mlgru_gates
+
+    torch.manual_seed(7)
+    i_logits = (3 * torch.randn(2, 9, 16, dtype=torch.float64)).requires_grad_(True)
+    f_logits = (3 * torch.randn(2, 9, 16, dtype=torch.float64)).requires_grad_(True)
+    bound = torch.rand(16, dtype=torch.float64).requires_grad_(True) if with_bound else None
+    mask = torch.ones(2, 9, dtype=torch.long)
+    if with_padding:
+        mask[1, 6:] = 0
+    d_inputs, d_log_forget = torch.randn(2, 9, 16, dtype=torch.float64), torch.randn(2, 9, 16, dtype=torch.float64)
+    leaves = [t for t in (i_logits, f_logits, bound) if t is not None]
+
+    def grads(outputs):
+        return torch.autograd.grad(outputs, leaves, (d_inputs, d_log_forget))
+
+    plain = mlgru_gates(i_logits, f_logits, bound, mask if with_padding else None)
+    keep = padding_keep_mask(mask, i_logits) if with_padding else None
+    lean = _MLGRUGates.apply(i_logits, f_logits, bound, keep)
+    for a, b in zip(lean, plain):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads(lean), grads(plain)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_autocast_block_keeps_half_the_activations():
+    """Under bf16 autocast an HGRN-bit block keeps about 76 bytes per token and hidden unit for backward
+    (the autograd forms of BitLinear and the gates kept about 148: fp32 copies of every projection's input)."""
+    from kernels.training.memory import probe_layer
+
+    model = HGRNBitForSequenceClassification(HGRNBitConfig(vocab_size=64, hidden_size=256, num_hidden_layers=2,
+                                                            pad_token_id=0))
+    layer = probe_layer(model, "bfloat16")
+    assert layer.bytes_per_token / 256 < 100
+    assert layer.fixed_bytes < 64 * 1024  # no bf16 copies of the ternary weights are kept
+
+
+def test_autocast_gradients_follow_the_float32_ones():
+    """End to end through the lean forms (lower bounds included): bf16 rounding only."""
+    torch.manual_seed(8)
+    model = HGRNBitForSequenceClassification(tiny(num_labels=2, pad_token_id=0, num_hidden_layers=3))
+    with torch.no_grad():
+        model.model.lower_bounds.normal_()  # non-trivial bounds, so their gradient is exercised
+    ids = torch.randint(1, 64, (4, 12))
+    mask = torch.ones_like(ids)
+    mask[2, 8:] = 0
+    labels = torch.tensor([0, 1, 1, 0])
+    grads = {}
+    for dtype in (None, torch.bfloat16):
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
+            model(ids, attention_mask=mask, labels=labels).loss.backward()
+        grads[dtype] = {n: p.grad.clone() for n, p in model.named_parameters()}
+    for name in ("model.lower_bounds", "model.layers.1.attn.f_proj.weight", "model.layers.1.attn.i_proj.norm.weight",
+                 "model.embeddings.weight"):
+        a, b = grads[None][name].flatten(), grads[torch.bfloat16][name].flatten()
+        assert F.cosine_similarity(a, b, dim=0) > 0.95, name

@@ -5,6 +5,7 @@ import importlib.util
 import pytest
 import torch
 
+from kernels.models.common import decode_state_of
 from kernels.models.transformer import TransformerConfig, TransformerForCausalLM
 
 torch.set_num_threads(1)
@@ -89,7 +90,7 @@ def test_sliding_window_limits_attention_and_decodes_consistently():
         state, steps = None, []
         for t in range(ids.shape[1]):
             out = windowed(ids[:, t:t + 1], past_state=state, use_cache=True)
-            state, steps = out.past_key_values, steps + [out.logits]
+            state, steps = decode_state_of(out), steps + [out.logits]
     torch.testing.assert_close(torch.cat(steps, dim=1), reference, rtol=1e-4, atol=1e-4)
 
 

@@ -4,6 +4,7 @@ out-of-memory point recorded without stopping the sweep, and slope fits on synth
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import os
 import runpy
@@ -47,11 +48,12 @@ def sweeps(tmp_path_factory) -> dict[str, Path]:
     it (fork server in a fresh process); the others fork from this process, which skips starting a server."""
     directory = tmp_path_factory.mktemp("efficiency")
     paths = {family: directory / f"{family}.csv" for family in ARCHS}
-    # As rules/profile.smk passes them: the settings without threads, which come from the rule's threads.
-    rule_settings = {k: v for k, v in QUICK.items() if k != "threads"}
+    # As rules/profile.smk passes them: the profile section (with its threads; the rule itself reserves every
+    # core) and the fine-tuning recipe.
     script_main("profile_model.py")(csv=str(paths["transformer_pp"]), family="transformer_pp",
-                              arch=ARCHS["transformer_pp"], vocab_size=VOCAB, settings=rule_settings,
-                              model_name="tiny_transformer_pp", threads=1)
+                                    arch=ARCHS["transformer_pp"], vocab_size=VOCAB, settings=QUICK,
+                                    model_name="tiny_transformer_pp", threads=2,
+                                    recipe={"lr": 1e-3, "weight_decay": 0.01, "max_grad_norm": 1.0})
     for family in ("gla", "mmfree"):
         spec = ModelSpec(family=family, arch=ARCHS[family], vocab_size=VOCAB)
         profile_model(spec, settings_from_dict(QUICK), f"tiny_{family}", in_process=True).to_csv(
@@ -84,6 +86,15 @@ def test_sweep_rows_and_values(sweeps, family):
     assert ((frame["mfu"] > 0) & (frame["mfu"] < 1.5)).all()
     np.testing.assert_allclose(frame["mfu"], frame["achieved_gflops"] / frame["peak_gflops"])
     assert frame.loc[frame["mode"] != "decode", "state_mb"].isna().all()
+    # which kernels produced the numbers (CPU: this package's torch ops), with the installed versions
+    assert (frame["kernels"] == "torch").all() and (frame["threads"] == 1).all()
+    for column, package in (("fla_version", "fla-core"), ("triton_version", "triton")):
+        try:
+            installed = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            installed = None
+        values = frame[column].dropna().astype(str).unique().tolist()
+        assert values == ([installed] if installed else []), column
 
 
 def test_decode_state_grows_only_for_transformer(sweeps):
@@ -95,9 +106,10 @@ def test_decode_state_grows_only_for_transformer(sweeps):
         sizes = decode.groupby("seq_len")["state_mb"].first()
         assert (sizes > 0).all()
         if family == "transformer_pp":
-            # KV cache: 2 (k, v) x layers x hidden x fp32 bytes per token, linear in the context.
+            # KV cache: 2 (k, v) x layers x hidden x fp32 bytes per token, linear in the context; preallocated
+            # for the prompt and every decoded token.
             per_token = 2 * 2 * 32 * 4 / 2**20
-            np.testing.assert_allclose(sizes.to_numpy(), per_token * np.array(SEQ_LENS))
+            np.testing.assert_allclose(sizes.to_numpy(), per_token * (np.array(SEQ_LENS) + QUICK["decode_tokens"]))
         else:
             assert sizes.nunique() == 1, family
 
@@ -165,6 +177,25 @@ def test_slope_fit_recovers_known_slopes():
         assert abs(noisy.loc[key, "slope"] - slope) < 0.1
 
 
+def test_unreliable_fits_are_flagged():
+    # The issue's case: a decode curve whose first length is a noisy outlier (median 14.9 ms where the others
+    # take ~7 ms) gives a negative "exponent" of about -0.3 with a standard error of about 0.2: flagged.
+    frame = synthetic_efficiency({("a", "decode"): 0.0, ("a", "train"): 1.0, ("b", "decode"): 0.0})
+    outlier = (frame["model"] == "a") & (frame["mode"] == "decode")
+    frame.loc[outlier, "median_ms"] = [14.9, 6.8, 7.0, 7.2, 7.1]
+    # a clean flat decode curve: r^2 is ~0 (nothing to explain), yet the slope 0 is well determined
+    flat = frame["model"] == "b"
+    frame.loc[flat, "median_ms"] = [7.0, 7.1, 6.9, 7.0, 7.05]
+    fits = fit_slopes(frame).set_index(["model", "mode"])
+    noisy = fits.loc[("a", "decode")]
+    assert noisy["slope"] < -0.2 and noisy["slope_se"] > 0.1 and not noisy["reliable"]
+    assert fits.loc[("a", "train"), "slope_se"] == pytest.approx(0.0, abs=1e-9) and fits.loc[("a", "train"), "reliable"]
+    clean = fits.loc[("b", "decode")]
+    assert clean["r2"] < 0.5 and clean["slope_se"] < 0.02 and clean["reliable"]
+    two = fit_slopes(frame[frame["seq_len"].isin([64, 128])]).set_index(["model", "mode"])
+    assert two.loc[("a", "train"), "r2"] == pytest.approx(1.0) and not two.loc[("a", "train"), "reliable"]
+
+
 def test_slope_fit_skips_oom_and_single_length():
     frame = synthetic_efficiency({("a", "train"): 1.5})
     frame.loc[frame["seq_len"] == 1024, ["median_ms", "status"]] = [np.nan, "oom"]
@@ -216,3 +247,121 @@ def test_malformed_efficiency_csv_names_file_and_column(tmp_path):
     pd.DataFrame({"model": ["x"], "mode": ["train"]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match=r"bad\.csv.*'device'"):
         combine_efficiency([bad])
+
+
+def _classifier(family: str) -> torch.nn.Module:
+    return build_model(ModelSpec(family=family, arch=ARCHS[family], vocab_size=VOCAB))
+
+
+def test_train_points_start_from_the_same_weights():
+    from kernels.profiling.measure import _run_point, run_point
+
+    model = _classifier("gla")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    settings = settings_from_dict(dict(QUICK, warmup=1, min_repeats=2, max_repeats=2))
+    spec = ModelSpec(family="gla", arch=ARCHS["gla"], vocab_size=VOCAB)
+    run_point(model, spec, "train", 2, 16, settings, torch.device("cpu"))
+    # the point put the initial weights back ...
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    # ... which its steps do change (what a point without the restore leaves behind)
+    _run_point(model, spec, "train", 2, 16, settings, torch.device("cpu"), None)
+    assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_train_points_follow_the_finetuning_recipe_under_autocast():
+    from kernels.profiling.measure import run_point, train_recipe
+
+    model = _classifier("transformer_pp")
+    settings = settings_from_dict(dict(QUICK, dtype="bfloat16", lr=0.002, weight_decay=0.1, max_grad_norm=0.5,
+                                       warmup=0, min_repeats=1, max_repeats=1))
+    recipe = train_recipe(settings)
+    assert (recipe.lr, recipe.weight_decay, recipe.max_grad_norm, recipe.dtype) == (0.002, 0.1, 0.5, "bfloat16")
+    seen = []
+    hook = model.score.register_forward_hook(lambda module, args, out: seen.append((module.weight.dtype, out.dtype)))
+    try:
+        run_point(model, ModelSpec(family="transformer_pp", arch=ARCHS["transformer_pp"], vocab_size=VOCAB),
+                  "train", 1, 16, settings, torch.device("cpu"))
+    finally:
+        hook.remove()
+    # float32 master weights, bf16 compute (autocast), never a whole-model cast; rotary stays float32
+    assert seen and all(pair == (torch.float32, torch.bfloat16) for pair in seen)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert model.model.layers[0].attn.rotary.inv_freq.dtype == torch.float32
+    with pytest.raises(SettingsError, match="'dtype' must be one of"):
+        settings_from_dict(dict(QUICK, dtype="float16"))
+
+
+@pytest.mark.parametrize("family,head_type", [("gla", "Linear"), ("mmfree", "BitLinear")])
+def test_decode_goes_through_an_lm_head_every_token(family, head_type):
+    from kernels.profiling.measure import Clock, _DecodeStep, _random_tokens
+
+    model = _classifier(family)
+    settings = settings_from_dict(QUICK)
+    device = torch.device("cpu")
+    spec = ModelSpec(family=family, arch=ARCHS[family], vocab_size=VOCAB)
+    step = _DecodeStep(model, spec, _random_tokens(VOCAB, 2, 8, device, 0), _random_tokens(VOCAB, 2, 3, device, 1),
+                       Clock(device), settings, device)
+    assert type(step.head).__name__ == head_type
+    assert (step.head.in_features, step.head.out_features) == (32, VOCAB)
+    outputs = []
+    step.head.register_forward_hook(lambda module, args, out: outputs.append(tuple(out.shape)))
+    assert len(step()) == 3  # three timed decode steps
+    assert outputs == [(2, 1, VOCAB)] * 4  # the prefill's last position, then every decoded token
+
+
+def test_decode_memory_excludes_the_prefill():
+    # GLA: prefilling 2,048 tokens needs megabytes of activations; decoding carries a state of kilobytes.
+    settings = settings_from_dict(dict(QUICK, modes=["prefill", "decode"], seq_lens=[2048], batch_sizes=[4],
+                                       warmup=0, min_repeats=1, max_repeats=1))
+    frame = profile_model(ModelSpec(family="gla", arch=ARCHS["gla"], vocab_size=VOCAB), settings, "gla",
+                          in_process=True).set_index("mode")
+    state_total_mb = frame.loc["decode", "state_mb"] * 4
+    assert frame.loc["prefill", "peak_mem_mb"] > 8
+    assert state_total_mb <= frame.loc["decode", "peak_mem_mb"] < state_total_mb + 2
+
+
+def test_profile_jobs_run_alone(tmp_path):
+    """Locally a profile job reserves every core (Snakemake starts nothing beside it); on SLURM it asks for an
+    exclusive node; its computation keeps the configured profile threads."""
+    from workflow_helpers import TINY, run_snakemake
+
+    proc = run_snakemake(tmp_path, "--dry-run", "--cores", "2", "results/efficiency/gla.csv", "--configfile",
+                         str(TINY))
+    out = proc.stdout + proc.stderr
+    block = out[out.index("rule profile:"):]
+    block = block[:block.index("\n\n")]
+    assert "threads: 2" in block, block
+    assert "slurm_extra=--exclusive" in block, block
+
+
+def test_sweeps_reach_the_crossover_lengths():
+    """The demo profiles every mode to at least 4,096 tokens (where the linear-time models can overtake the
+    Transformer++); paper scale to 16k; the tiny test overlay stays cheap."""
+    import yaml
+
+    def profile(name: str) -> dict:
+        return yaml.safe_load((REPO / name).read_text())["profile"]
+
+    demo, paper, tiny = profile("config/config.yaml"), profile("config/paper.yaml"), profile("tests/configs/tiny.yaml")
+    assert set(demo["modes"]) == {"train", "prefill", "decode"} and max(demo["seq_lens"]) >= 4096
+    assert max(paper["seq_lens"]) >= 16384
+    assert max(tiny["seq_lens"]) <= 64
+    for config in (demo, paper):
+        settings_from_dict({k: v for k, v in config.items() if k != "resources"})  # valid as the rule passes it
+
+
+def test_points_flush_subnormal_floats_on_cpu():
+    """Decaying gradients of long sequences reach subnormal floats, which x86 computes 10-100x slower; points
+    flush them (profile.flush_denormal), and the process goes back to torch's default afterwards."""
+    from kernels.profiling.measure import subnormals_flushed
+
+    subnormal = torch.tensor([1e-39])
+    assert float(subnormal * 1.0) != 0.0
+    with subnormals_flushed(True):
+        if torch.set_flush_denormal(True):  # False where the CPU cannot (then nothing to test)
+            assert float(torch.tensor([1e-39]) * 1.0) == 0.0
+    assert float(torch.tensor([1e-39]) * 1.0) != 0.0
+    assert settings_from_dict(QUICK).flush_denormal is True
+    with pytest.raises(SettingsError, match="'flush_denormal' must be true or false"):
+        settings_from_dict(dict(QUICK, flush_denormal="yes"))

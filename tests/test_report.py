@@ -40,20 +40,28 @@ def write_metrics(path: Path, models, tasks, advglue=True, seeds=(0,)) -> None:
                                      method="all", metric="accuracy", value=acc, ci_low=acc - 0.05,
                                      ci_high=acc + 0.05, n=100))
                     if dataset == "advglue":
-                        # As evaluate writes them: per level over all methods, per method over all levels.
+                        # As evaluate writes them: per level over all methods, per method within its level.
                         whole = rows[-1]
                         rows.append(dict(whole, level="word", value=acc - 0.1, ci_low=acc - 0.2, ci_high=acc))
-                        rows.append(dict(whole, method="TextFooler", value=acc - 0.15))
+                        rows.append(dict(whole, level="word", method="TextFooler", value=acc - 0.15))
                 if advglue:
-                    rows.append(dict(model=model, task=task, seed=seed, dataset="advglue", split=task, level="all",
-                                     method="all", metric="robustness_drop", value=0.25, ci_low=0.2, ci_high=0.3,
-                                     n=50))
-                    for level, n in (("all", 80), ("word", 60)):
-                        # n: the items with a clean original (fewer than the AdvGLUE set's 100)
+                    for metric, value in (("robustness_drop", 0.25), ("robustness_drop_unpaired", 0.3)):
+                        rows.append(dict(model=model, task=task, seed=seed, dataset="advglue", split=task,
+                                         level="all", method="all", metric=metric, value=value,
+                                         ci_low=value - 0.05, ci_high=value + 0.05, n=50))
+                    for level, n, skipped in (("all", 80, 12), ("word", 60, 9)):
+                        # n: the items whose clean original is right; skipped: original wrong
                         rows.append(dict(model=model, task=task, seed=seed, dataset="advglue", split=task,
                                          level=level, method="all", metric="attack_success_rate",
-                                         value=0.2 + 0.05 * seed, ci_low=0.1, ci_high=0.35, n=n))
-    pd.DataFrame(rows).to_csv(path, index=False)
+                                         value=0.2 + 0.05 * seed, ci_low=0.1, ci_high=0.35, n=n, skipped=skipped))
+    frame = pd.DataFrame(rows)
+    # As tables_eval adds them: seed aggregates and the over-seeds interval (here simply the widest run interval).
+    group = frame.groupby(["model", "task", "dataset", "split", "level", "method", "metric"])
+    frame["n_seeds"] = group["value"].transform("count")
+    frame["mean_over_seeds"] = group["value"].transform("mean")
+    frame["ci_low_over_seeds"] = group["ci_low"].transform("min")
+    frame["ci_high_over_seeds"] = group["ci_high"].transform("max")
+    frame.to_csv(path, index=False)
 
 
 def write_scores(path: Path, models, tasks) -> None:
@@ -295,7 +303,7 @@ def test_advglue_levels_chart_has_intervals_per_level(full_report):
 def test_headline_marks_the_best_value(full_report):
     page, _, _ = full_report
     headline = re.search(r'<table class="data" id="headline">(.*?)</table>', page, flags=re.S).group(1)
-    assert "GLUE accuracy ↑" in headline and "Robustness drop ↓" in headline
+    assert "GLUE accuracy ↑" in headline and "Robustness drop (paired) ↓" in headline
     assert headline.count('class="best') >= 3
 
 
@@ -376,9 +384,49 @@ def test_robustness_table_per_model_with_levels_counts_and_seeds(full_report):
     assert re.fullmatch(r"0\.4\d\d", first[3])  # official AdvGLUE score, mean over seeds
     assert re.fullmatch(r"0\.\d{3} ± 0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", first[4])  # accuracy over 2 seeds
     assert first[5] == "100" and word[5] == "100"
-    # Attack success rate 0.2 and 0.25 over the seeds: mean 0.225, sd 0.035, counts of items with an original.
-    assert first[6].startswith("0.225 ± 0.035 [") and first[7] == "80" and word[7] == "60"
-    assert first[8].startswith("0.250 ± 0.000") and word[8] == "–" and first[9] == "2"
+    # Attack success rate 0.2 and 0.25 over the seeds: mean 0.225, sd 0.035, [the over-seeds interval], the
+    # items attacked (clean original right) and skipped (original wrong).
+    assert first[6] == "0.225 ± 0.035 [0.100, 0.350]" and first[7] == "80" and word[7] == "60"
+    assert first[8] == "12" and word[8] == "9"
+    # paired drop with its item count (none per level here), the unpaired drop, seeds
+    assert first[9] == "0.250 ± 0.000 [0.200, 0.300]" and first[10] == "50" and word[9] == "–"
+    assert first[11].startswith("0.300 ± 0.000") and first[12] == "2"
+    header = re.search(r'<table class="data" id="robustness-table"><thead>(.*?)</thead>', page, flags=re.S).group(1)
+    assert "Skipped (original wrong)" in header and "Robustness drop, paired" in header and "unpaired" in header
+
+
+def test_method_table_keeps_methods_within_their_level(full_report):
+    page, _, _ = full_report
+    rows = [cells for _, cells in table_rows(page, "method-table")]
+    assert len(rows) == 6  # 3 models x 2 tasks x one (word, TextFooler) cell
+    assert rows[0][:4] == ["Transformer++", "rte", "word", "TextFooler"]
+
+
+def test_per_model_means_weight_tasks_like_the_official_score():
+    from kernels.report.tables import per_model_mean
+
+    # MNLI has two sets: it counts once, as their mean ((0.5 + 0.7) / 2 = 0.6), next to SST-2's 0.9.
+    frame = pd.DataFrame({"model": ["m"] * 3, "task": ["mnli", "mnli", "sst2"],
+                          "split": ["mnli", "mnli-mm", "sst2"], "value": [0.5, 0.7, 0.9]})
+    assert per_model_mean(frame).to_dict() == {"m": pytest.approx(0.75)}  # not (0.5 + 0.7 + 0.9) / 3 = 0.7
+
+
+def test_intervals_are_one_kind_and_named():
+    from kernels.report.charts import FIGURE_LIST
+    from kernels.report.tables import INTERVAL_NAME, aggregate_seeds
+
+    rows = pd.DataFrame({"model": "m", "seed": [0, 1, 2], "value": [0.5, 0.6, 0.7], "ci_low": [0.4, 0.5, 0.6],
+                         "ci_high": [0.6, 0.7, 0.8], "n": 10})
+    # several seeds and no two-level interval in the table: no interval at all, never a t-interval
+    bare = aggregate_seeds(rows, ["model"]).iloc[0]
+    assert bare["value"] == pytest.approx(0.6) and np.isnan(bare["ci_low"]) and np.isnan(bare["ci_high"])
+    with_seeds = aggregate_seeds(rows.assign(ci_low_over_seeds=0.45, ci_high_over_seeds=0.75), ["model"]).iloc[0]
+    assert (with_seeds["ci_low"], with_seeds["ci_high"]) == (0.45, 0.75)
+    single = aggregate_seeds(rows.iloc[:1], ["model"]).iloc[0]
+    assert (single["ci_low"], single["ci_high"]) == (0.4, 0.6)
+    for figure in FIGURE_LIST:
+        if figure.section in ("performance", "robustness") and figure.name != "advglue_scores":
+            assert INTERVAL_NAME in figure.caption, figure.name
 
 
 def test_mfu_chart_and_tables(full_report):
@@ -437,3 +485,78 @@ def test_significance_summary_over_seeds_says_when_only_some_seeds_differ():
     # Oriented into the model order (Transformer++ first): the difference flips sign, so Transformer++ is ahead.
     assert "significant in some seeds only: Transformer++ &gt; GLA in 2 of 3 seeds (p = 1.0e-04–0.50)" in line
     assert "not significant" not in line
+
+
+def test_data_table_shows_the_training_examples_used(tmp_path):
+    from kernels.report.setup import data_table
+    from kernels.report.tables import ReportData, train_counts
+
+    paths = []
+    for task, rows in (("rte", 2490), ("sst2", 16000)):
+        path = tmp_path / "glue" / task / "train.parquet"
+        path.parent.mkdir(parents=True)
+        pd.DataFrame({"idx": range(rows), "label": 0}).to_parquet(path)
+        paths.append(path)
+    data = ReportData(tables={}, labels={}, train_counts=train_counts(paths))
+    table = data_table(data, {"tasks": ["sst2", "rte"], "data": {"max_train_examples": 16000}})
+    cells = dict(zip(table["Task"], table["Training examples"]))
+    # the counts used, not the subset cap ("≤ 16,000" for both before)
+    assert cells == {"rte": "2,490", "sst2": "16,000 (seeded subset)"}
+    unknown = data_table(ReportData(tables={}, labels={}), {"tasks": ["rte"], "data": {"max_train_examples": 16000}})
+    assert unknown["Training examples"].tolist() == ["not known (cap 16,000)"]
+    with pytest.raises(ValueError, match="validation.parquet: expected"):
+        train_counts([tmp_path / "validation.parquet"])
+
+
+def test_crossover_lengths_hand_computed():
+    from kernels.report.tables import crossover_lengths
+
+    lengths = [64, 128, 256, 512, 1024]
+    latency = {"base": [1, 2, 4, 8, 16],
+               "a": [3, 3, 5, 7, 9],        # faster from 512 on
+               "b": [0.5, 3, 3, 9, 10],     # faster at 64 and 256 too, but only the tail from 1024 counts
+               "c": [0.5, 1, 2, 4, 20],     # slower at the longest length: no crossover
+               "d": [0.5, 1, 2, 4, None]}   # out of memory at the longest length: no crossover
+    rows = []
+    for model, values in latency.items():
+        for length, ms in zip(lengths, values):
+            rows.append(dict(model=model, mode="train", batch_size=1, seq_len=length, median_ms=ms,
+                             peak_mem_mb=length / (4 if model == "a" else 8), status="ok" if ms else "oom"))
+    found = crossover_lengths(pd.DataFrame(rows), "base").set_index(["model", "quantity"])
+    assert found.loc[("a", "faster"), "from_len"] == 512
+    assert found.loc[("b", "faster"), "from_len"] == 1024
+    assert np.isnan(found.loc[("c", "faster"), "from_len"]) and found.loc[("c", "faster"), "longest"] == 1024
+    assert np.isnan(found.loc[("d", "faster"), "from_len"])
+    # memory: a needs twice the baseline's, the others the same (not lighter)
+    assert found.xs("lighter", level="quantity")["from_len"].isna().all()
+    # the baseline running out of memory where a model runs is a win for the model
+    frame = pd.DataFrame(rows)
+    frame.loc[(frame["model"] == "base") & (frame["seq_len"] == 1024), ["median_ms", "status"]] = [np.nan, "oom"]
+    again = crossover_lengths(frame, "base").set_index(["model", "quantity"])
+    # (c is faster at every shorter length too; with equal memory there, it is lighter only at 1024)
+    assert again.loc[("c", "faster"), "from_len"] == 64 and again.loc[("c", "lighter"), "from_len"] == 1024
+
+
+def test_report_states_and_marks_the_crossover(full_report):
+    page, _, _ = full_report
+    statements = re.search(r'<ul id="crossover-statements">(.*?)</ul>', page, flags=re.S).group(1)
+    # fixture: Transformer++ is fastest everywhere but runs out of memory training at 256 tokens
+    assert ("train: GLA is faster than Transformer++ from 256 tokens and lighter than Transformer++ from 256 "
+            "tokens; MatMul-Free LM is faster") in html.unescape(statements)
+    assert "prefill: GLA is not faster than Transformer++ up to the longest length, 256" in html.unescape(statements)
+    rows = dict(table_rows(page, "crossover"))
+    assert rows
+    spec = embedded_specs(page)["efficiency_scaling"]
+    data = [row for rows_ in spec["datasets"].values() for row in rows_]
+    marks = [row for row in data if row.get("kind") == "mark"]
+    assert {(m["mode"], m["label"], m["seq_len"]) for m in marks} == {("train", "GLA", 256),
+                                                                      ("train", "MatMul-Free LM", 256)}
+
+
+def test_slopes_table_shows_r2_n_and_flags_unreliable_fits(full_report):
+    page, _, _ = full_report
+    cells = {row[0]: row[1:] for _, row in table_rows(page, "slopes")}
+    # fixture: train/prefill latencies exactly linear over 3 lengths (Transformer++ train: 2 after its OOM)
+    assert cells["GLA"][0] == "1.00 ± 0.00 (r² 1.00, n 3)"
+    assert cells["Transformer++"][0] == "1.00 (r² 1.00, n 2) unreliable"
+    assert "standard error &gt; 0.1 or n &lt; 3" in page

@@ -45,9 +45,40 @@ def _slurm_answers(env: dict) -> bool:
     return proc.returncode == 0
 
 
+# A machine with its own SLURM (every cluster login node) has this file; start.sh then refuses to start a
+# second cluster, and these tests skip unless the user opts in to run them against the existing one.
+SYSTEM_SLURM_CONF = Path("/etc/slurm/slurm.conf")
+USE_EXISTING = "SLURM_TESTS_USE_EXISTING"  # 1: run against the machine's own SLURM
+EXISTING_OPTIONS = {"SLURM_TESTS_PARTITION": "slurm_partition", "SLURM_TESTS_ACCOUNT": "slurm_account"}
+
+
+def slurm_mode(system_conf: Path, environ) -> tuple[str, str | list[str]]:
+    """("own", []): start the CI cluster here; ("existing", snakemake options): the user's SLURM, opted
+    in; ("skip", reason) when this machine has its own SLURM and the user did not opt in."""
+    if not system_conf.exists():
+        return "own", []
+    if environ.get(USE_EXISTING) != "1":
+        return "skip", (f"{system_conf} exists: this machine has its own SLURM, which the tests leave alone; "
+                        f"set {USE_EXISTING}=1 (and SLURM_TESTS_PARTITION / SLURM_TESTS_ACCOUNT) to run them on it")
+    resources = [f"{name}={environ[var]}" for var, name in EXISTING_OPTIONS.items() if environ.get(var)]
+    return "existing", (["--default-resources", *resources] if resources else [])
+
+
 @pytest.fixture(scope="session")
-def slurm_env():
-    """Environment for SLURM clients: SLURM_CONF of the CI cluster, started here unless it already runs."""
+def slurm_mode_here():
+    return slurm_mode(SYSTEM_SLURM_CONF, os.environ)
+
+
+@pytest.fixture(scope="session")
+def slurm_env(slurm_mode_here):
+    """Environment for SLURM clients: the CI cluster, started here unless it already runs; or, opted in,
+    the machine's own SLURM."""
+    mode, detail = slurm_mode_here
+    if mode == "skip":
+        pytest.skip(detail)
+    if mode == "existing":
+        yield dict(os.environ)
+        return
     if shutil.which("slurmctld") is None or shutil.which("sbatch") is None:
         pytest.skip("SLURM is not installed (apt-get install -y slurm-wlm munge)")
     if os.geteuid() != 0:
@@ -66,10 +97,25 @@ def slurm_env():
         subprocess.run(["bash", str(STOP)], env=env, capture_output=True, text=True, timeout=120)
 
 
+def test_machine_with_its_own_slurm_skips_unless_opted_in(tmp_path):
+    """Faked: a slurm.conf where a cluster login node has one."""
+    conf = tmp_path / "slurm.conf"
+    assert slurm_mode(conf, {}) == ("own", [])
+    conf.write_text("ClusterName=theirs\n")
+    mode, reason = slurm_mode(conf, {})
+    assert mode == "skip" and str(conf) in reason and USE_EXISTING in reason
+    assert slurm_mode(conf, {USE_EXISTING: "1"}) == ("existing", [])
+    assert slurm_mode(conf, {USE_EXISTING: "1", "SLURM_TESTS_PARTITION": "gpu", "SLURM_TESTS_ACCOUNT": "lab"}) == (
+        "existing", ["--default-resources", "slurm_partition=gpu", "slurm_account=lab"])
+
+
 def run_with_profile(env: dict, snakefile: Path, workdir: Path, *args: str, timeout: float):
+    mode, options = slurm_mode(SYSTEM_SLURM_CONF, os.environ)
+    cluster_options = (CI_CLUSTER_OPTIONS if mode == "own"
+                       else (*options, "--slurm-keep-successful-logs", "--latency-wait", "30"))
     cmd = [
         sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(workdir),
-        "--profile", str(PROFILE), *CI_CLUSTER_OPTIONS, "--verbose", *args,
+        "--profile", str(PROFILE), *cluster_options, "--verbose", *args,
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
@@ -122,7 +168,8 @@ def test_throwaway_rule_runs_as_slurm_jobs(slurm_env, tmp_path):
         job_id, cpus, host = (tmp_path / "out" / f"{name}.txt").read_text().split()
         written[job_id] = name
         assert cpus == "2"  # threads: 2 became --cpus-per-task=2
-        assert host == os.uname().nodename
+        if slurm_mode(SYSTEM_SLURM_CONF, os.environ)[0] == "own":
+            assert host == os.uname().nodename  # the CI cluster's one node is this machine
     # Each output was written inside the SLURM job that the plugin submitted for it ...
     assert set(written) == set(jobs)
     history = slurm_history(slurm_env)

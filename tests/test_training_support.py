@@ -65,19 +65,3 @@ def tiny_llama(tokenizer, num_labels: int = 2, seed: int = 0):
                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
                       num_labels=num_labels, pad_token_id=tokenizer.pad_token_id)
     return LlamaForSequenceClassification(cfg)
-
-
-def models_available() -> list[str]:
-    """Families whose implementation exists in kernels.models (they are written in parallel)."""
-    import importlib
-
-    from kernels.models import FAMILIES
-
-    found = []
-    for family, entry in FAMILIES.items():
-        try:
-            importlib.import_module(entry[0])
-        except ImportError:
-            continue
-        found.append(family)
-    return found

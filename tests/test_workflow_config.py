@@ -88,3 +88,41 @@ def test_unknown_key_is_rejected(tmp_path):
     proc = run_snakemake(tmp_path, "--dry-run", "report", "--configfile", str(overlay), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "learning_rate" in out
+
+
+def test_selected_models_must_name_configured_models(tmp_path):
+    overlay = _write(tmp_path, {"selected_models": ["gla", "mamba"]})
+    proc = run_snakemake(tmp_path, "--dry-run", "report", "--configfile", str(overlay), check=False)
+    assert proc.returncode != 0
+    assert "config key 'selected_models' names 'mamba', which is not a key of 'models'" in proc.stdout + proc.stderr
+    jobs = planned_jobs(tmp_path, "report", "--configfile", str(_write(tmp_path, {"selected_models": ["gla"]})))
+    assert jobs["finetune"] == 2 and jobs["profile"] == 1  # one model, two tasks
+
+
+def test_arch_typos_and_bad_head_counts_fail_before_any_job(tmp_path):
+    """Checked against each family's config class at start (kernels/models/arch_rules.py), for all three."""
+    cases = {
+        "transformer_pp": ({"num_layers": 1}, "models.transformer_pp.arch.num_layers: unknown field of family "
+                                              "'transformer_pp'; known fields: "),
+        "gla": ({"hidden_sise": 32}, "models.gla.arch.hidden_sise: unknown field of family 'gla'"),
+        "mmfree": ({"hidden_size": 30, "num_heads": 4}, "models.mmfree.arch: HGRNBitConfig: hidden_size 30"),
+    }
+    for family, (arch, message) in cases.items():
+        overlay = _write(tmp_path, {"models": {family: {"arch": arch}}})
+        proc = run_snakemake(tmp_path, "--dry-run", "report", "--configfile", str(overlay), check=False)
+        assert proc.returncode != 0 and message in proc.stdout + proc.stderr, (family, proc.stderr[-1500:])
+    overlay = _write(tmp_path, {"models": {"gla": {"arch": {"hidden_size": 30, "num_heads": 4}}}})
+    proc = run_snakemake(tmp_path, "--dry-run", "report", "--configfile", str(overlay), check=False)
+    assert "GLAConfig: hidden_size * expand_k = 15.0 must be an integer divisible by num_heads 4" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_settings_compared_with_each_other_fail_before_any_job(tmp_path):
+    """What a JSON schema cannot express (one key against another) is checked at start too."""
+    overlay = _write(tmp_path, {"models": {"gla": {"finetune": {"max_tokens_per_step": 32}}},
+                                "profile": {"min_repeats": 3, "max_repeats": 2}})
+    proc = run_snakemake(tmp_path, "--dry-run", "report", "--configfile", str(overlay), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "models.gla: finetune.max_tokens_per_step 32 is below finetune.max_length 128" in out
+    assert "profile.max_repeats 2 is below profile.min_repeats 3" in out

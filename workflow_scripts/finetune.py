@@ -1,6 +1,6 @@
 """Fine-tune one model on one GLUE task with one seed (rule ``finetune``).
 
-Writes config.json, model.safetensors, tokenizer files and train_log.csv into the directory of
+Writes config.json, model.safetensors, tokenizer files, train_log.csv and finetune_info.json into the directory of
 ``output.config``; resumes from ``params.checkpoint_dir`` when a previous attempt left a checkpoint.
 """
 
@@ -18,18 +18,20 @@ from kernels.training.job import finetune_job
 def main(train: str, tokenizer: str | None, config_out: str, weights_out: str, tokenizer_out: str,
          train_log_out: str, family: str, arch: dict | None, pretrained: str | None, revision: str | None,
          hp: dict, num_labels: int, checkpoint_dir: str, seed: int, threads: int = 1,
-         log: str | None = None, allow_pickle: bool = False, force_torch: bool = False) -> None:
+         log: str | None = None, allow_pickle: bool = False, force_torch: bool = False,
+         require_fla: bool = False, info_out: str | None = None, checkpoint_prune_parents: int = 0) -> None:
     if force_torch:
         set_force_torch(True)  # config kernels.force_torch: never use fla's triton kernels
     model_dir = Path(config_out).parent
-    for out in (weights_out, tokenizer_out, train_log_out):
+    for out in (weights_out, tokenizer_out, train_log_out, info_out or config_out):
         if Path(out).parent != model_dir:
             raise ValueError(f"output {out} must be in the model directory {model_dir}")
     with log_to(log):
         finetune_job(train_path=train, tokenizer_file=tokenizer, model_dir=model_dir, family=family, arch=arch,
                      pretrained=pretrained, revision=revision, hp=hp, num_labels=num_labels,
-                     checkpoint_dir=checkpoint_dir, seed=seed, threads=threads, allow_pickle=allow_pickle)
-    for out in (config_out, weights_out, tokenizer_out, train_log_out):
+                     checkpoint_dir=checkpoint_dir, seed=seed, threads=threads, allow_pickle=allow_pickle,
+                     require_fla=require_fla, checkpoint_prune_parents=checkpoint_prune_parents)
+    for out in (config_out, weights_out, tokenizer_out, train_log_out, info_out or config_out):
         if not Path(out).exists():
             raise RuntimeError(f"fine-tuning finished but did not write {out}")
 
@@ -42,7 +44,9 @@ if "snakemake" in globals():
          revision=sm.params.revision, hp=dict(sm.params.hp), num_labels=int(sm.params.num_labels),
          checkpoint_dir=sm.params.checkpoint_dir, seed=int(sm.wildcards.seed), threads=sm.threads,
          log=sm.log[0] if len(sm.log) else None, allow_pickle=bool(sm.params.get("allow_pickle", False)),
-         force_torch=bool(sm.params.get("force_torch", False)))
+         force_torch=bool(sm.params.get("force_torch", False)),
+         require_fla=bool(sm.params.get("require_fla", False)), info_out=sm.output.get("info"),
+         checkpoint_prune_parents=int(sm.params.get("checkpoint_prune_parents", 0)))
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--train", required=True, help="GLUE train parquet")
@@ -59,6 +63,7 @@ elif __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--allow-pickle", action="store_true", help="accept pytorch_model.bin checkpoints")
     parser.add_argument("--force-torch", action="store_true", help="never use fla's triton kernels")
+    parser.add_argument("--require-fla", action="store_true", help="fail unless fla's triton kernels will run")
     args = parser.parse_args()
     d = Path(args.model_dir)
     main(train=args.train, tokenizer=args.tokenizer, config_out=str(d / "config.json"),
@@ -66,4 +71,5 @@ elif __name__ == "__main__":
          train_log_out=str(d / "train_log.csv"), family=args.family, arch=json.loads(args.arch),
          pretrained=args.pretrained, revision=args.revision, hp=json.loads(args.hp), num_labels=args.num_labels,
          checkpoint_dir=args.checkpoint_dir, seed=args.seed, threads=args.threads,
-         allow_pickle=args.allow_pickle, force_torch=args.force_torch)
+         allow_pickle=args.allow_pickle, force_torch=args.force_torch, require_fla=args.require_fla,
+         info_out=str(d / "finetune_info.json"))

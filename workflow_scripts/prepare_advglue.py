@@ -21,6 +21,7 @@ def main(
     annotations_url: str | None,
     revision: str | None,
     log: str | None = None,
+    annotations_sha256: str | None = None,
 ) -> None:
     with log_to(log):
         prepare_advglue(
@@ -30,6 +31,7 @@ def main(
             hub_dataset=hub_dataset,
             annotations_url=annotations_url,
             revision=revision,
+            annotations_sha256=annotations_sha256,
         )
 
 
@@ -43,6 +45,7 @@ def _parse_args(argv=None) -> argparse.Namespace:
         "--annotations-url", default="https://adversarialglue.github.io/dataset/dev_ann.json"
     )
     parser.add_argument("--revision", default=None)
+    parser.add_argument("--annotations-sha256", default=None, help="pinned SHA-256 of the annotation file")
     return parser.parse_args(argv)
 
 
@@ -56,6 +59,7 @@ if "snakemake" in globals():
         annotations_url=smk.params.annotations_url,
         revision=smk.params.revision,
         log=smk.log[0] if len(smk.log) else None,
+        annotations_sha256=smk.params.get("annotations_sha256"),
     )
 elif __name__ == "__main__":
     args = _parse_args()
@@ -66,4 +70,5 @@ elif __name__ == "__main__":
         hub_dataset=args.hub_dataset,
         annotations_url=args.annotations_url,
         revision=args.revision,
+        annotations_sha256=args.annotations_sha256,
     )

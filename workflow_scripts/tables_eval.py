@@ -27,7 +27,7 @@ def main(metrics: list[str], scores: list[str], train_logs: list[str], models: d
     if predictions:
         # metrics.json and predictions.parquet of a run must agree before both feed the report
         check_runs_match(metrics, predictions)
-    write_csv(metrics_out, metrics_table(metrics, labels))
+    write_csv(metrics_out, metrics_table(metrics, labels, predictions))
     write_csv(scores_out, scores_table(scores, labels))
     write_csv(throughput_out, throughput_table(train_logs, labels))
     if significance_out is not None:

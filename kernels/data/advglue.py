@@ -19,6 +19,7 @@ import pandas as pd
 
 from kernels.io import atomic_path
 
+from .bundled import verify_bundled_file
 from .glue import check_hub_features, load_hub_split, read_utf8
 from .schema import DataValidationError, validate_advglue_rows, with_contract_dtypes
 from .tasks import ADVGLUE_HUB_CONFIGS, ADVGLUE_LEVELS, ADVGLUE_SETS, TaskSpec, advglue_task
@@ -151,6 +152,7 @@ def read_bundled_advglue(bundled_dir: str | os.PathLike) -> dict[str, pd.DataFra
     for path in (dev_path, ann_path):
         if not path.is_file():
             raise FileNotFoundError(f"AdvGLUE file {path} is missing; the bundled data lives in resources/data")
+        verify_bundled_file(bundled_dir, path)
     items = advglue_sets_of(read_json(dev_path), str(dev_path))
     annotations = advglue_sets_of(read_json(ann_path), str(ann_path))
     return {
@@ -164,22 +166,52 @@ def default_cache_dir() -> Path:
     return Path(base) / "resilient-efficient-llms" / "advglue"
 
 
-def fetch_annotations(url: str, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Download ``url`` (http(s) or file://) once into the cache; return the cached path.
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_annotation_source(url: str) -> bytes:
+    """The bytes at ``url``: http(s) or file:// URLs, or a local path (how the rehearsal points at its copy)."""
+    if "://" not in url:
+        try:
+            return Path(url).read_bytes()
+        except OSError as err:
+            raise RuntimeError(f"could not read the AdvGLUE annotations from {url}: {err}") from err
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            return response.read()
+    except (OSError, ValueError) as err:
+        raise RuntimeError(f"could not download the AdvGLUE annotations from {url}: {err}") from err
+
+
+def check_annotation_checksum(payload: bytes, url: str, expected_sha256: str | None) -> None:
+    """Refuse a download whose SHA-256 is not the pinned one (config data.hub.advglue_annotations_sha256)."""
+    if expected_sha256 is None:
+        return
+    actual = sha256_of(payload)
+    if actual != expected_sha256.lower():
+        raise DataValidationError(
+            f"{url}: SHA-256 {actual} does not match the pinned {expected_sha256} "
+            "(config key data.hub.advglue_annotations_sha256): the file changed upstream or the download is "
+            "corrupt; nothing was cached")
+
+
+def fetch_annotations(url: str, cache_dir: str | os.PathLike | None = None,
+                      expected_sha256: str | None = None) -> Path:
+    """Download ``url`` (http(s), file:// or a local path) once into the cache; return the cached path.
 
     The cache file is named by a hash of the URL, so a changed URL never reuses a stale file;
-    it is written atomically and only kept once it parses as AdvGLUE annotations.
+    it is written atomically and only kept once it matches ``expected_sha256`` (when given) and
+    parses as AdvGLUE annotations. A cached file is checked against the pin again on every use.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     name = Path(urllib.parse.urlparse(url).path).name or "annotations.json"
     target = cache / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{name}"
     if target.is_file():
+        check_annotation_checksum(target.read_bytes(), f"{target} (cached from {url})", expected_sha256)
         return target
-    try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            payload = response.read()
-    except (OSError, ValueError) as err:
-        raise RuntimeError(f"could not download the AdvGLUE annotations from {url}: {err}") from err
+    payload = _read_annotation_source(url)
+    check_annotation_checksum(payload, url, expected_sha256)
     with atomic_path(target) as tmp:
         tmp.write_bytes(payload)
         advglue_sets_of(read_json(tmp), f"{url} (downloaded)")
@@ -201,10 +233,11 @@ def read_hub_advglue(
     annotations_url: str,
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
+    annotations_sha256: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """All six sets via ``load_dataset(hub_id, "adv_<set>", split="validation")`` joined with the
-    authors' annotations downloaded from ``annotations_url``."""
-    ann_path = fetch_annotations(annotations_url, cache_dir)
+    authors' annotations downloaded from ``annotations_url`` (checked against ``annotations_sha256``)."""
+    ann_path = fetch_annotations(annotations_url, cache_dir, expected_sha256=annotations_sha256)
     annotations = advglue_sets_of(read_json(ann_path), annotations_url)
     frames = {}
     for name in ADVGLUE_SETS:

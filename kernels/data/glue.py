@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .bundled import verify_bundled_file
 from .schema import DataValidationError, glue_frame, validate_glue_rows
 from .tasks import TaskSpec, get_task
 
@@ -119,7 +120,10 @@ def bundled_glue_path(bundled_dir: str | os.PathLike, task: str, split: str) -> 
 
 
 def read_bundled_glue(bundled_dir: str | os.PathLike, task: str, split: str) -> pd.DataFrame:
-    return read_glue_tsv(bundled_glue_path(bundled_dir, task, split), task)
+    """A bundled GLUE split, verified against the directory's SHA256SUMS first."""
+    path = bundled_glue_path(bundled_dir, task, split)
+    verify_bundled_file(bundled_dir, path)
+    return read_glue_tsv(path, task)
 
 
 def check_hub_features(dataset, spec: TaskSpec, source: str) -> None:

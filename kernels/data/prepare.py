@@ -86,8 +86,10 @@ def prepare_advglue(
     annotations_url: str | None,
     revision: str | None,
     cache_dir: str | os.PathLike | None = None,
+    annotations_sha256: str | None = None,
 ) -> None:
-    """Write the six AdvGLUE dev sets; ``outputs`` are in ADVGLUE_SETS order, named ``<set>.parquet``."""
+    """Write the six AdvGLUE dev sets; ``outputs`` are in ADVGLUE_SETS order, named ``<set>.parquet``.
+    ``annotations_sha256`` pins the downloaded annotation file (hub source)."""
     if len(outputs) != len(ADVGLUE_SETS):
         raise ValueError(f"AdvGLUE: expected {len(ADVGLUE_SETS)} output paths ({', '.join(ADVGLUE_SETS)}), got {len(outputs)}")
     for name, path in zip(ADVGLUE_SETS, outputs):
@@ -104,7 +106,8 @@ def prepare_advglue(
                 "data source 'hub' needs the AdvGLUE hub id and annotations URL "
                 "(config data.hub.advglue and data.hub.advglue_annotations_url)"
             )
-        frames = read_hub_advglue(hub_dataset, annotations_url, revision, cache_dir)
+        frames = read_hub_advglue(hub_dataset, annotations_url, revision, cache_dir,
+                                  annotations_sha256=annotations_sha256)
     for name, path in zip(ADVGLUE_SETS, outputs):
         write_advglue_parquet(path, frames[name])
         _report(path, frames[name])

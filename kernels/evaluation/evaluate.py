@@ -13,8 +13,8 @@ order of their input files, so AdvGLUE rows are in dev.json order.
 metrics.json
 ------------
 Every metric is a record ``M = {"value": float, "ci_low": float|null, "ci_high": float|null,
-"n": int}``: the value on all ``n`` examples and a 95% percentile-bootstrap interval (null when
-``bootstrap.samples`` is 0). Layout::
+"n": int}``: the value on all ``n`` examples and a 95% percentile-bootstrap interval over the items
+(null when ``bootstrap.samples`` is 0). Layout::
 
     {
       "model": str|null, "task": str, "seed": int|null,
@@ -22,39 +22,54 @@ Every metric is a record ``M = {"value": float, "ci_low": float|null, "ci_high":
       "glue": {<split>: {"accuracy": M, "f1": M (qqp only)}},
       "advglue": {
         <set>: {
-          "glue_split": str,                      # GLUE split used for the robustness drop
+          "glue_split": str,                      # GLUE split of the unpaired drop
           "metrics": {"accuracy": M, "f1": M (qqp only)},
           "by_level": {<level>: {"accuracy": M}}, # word / sentence / human
-          "by_method": {<method>: {"accuracy": M}},  # attack or source, all levels together
+          "by_level_method": {<level>: {<method>: {"accuracy": M}}},  # a method within its level
           "original": {                          # items with a clean original (word+sentence)
             "accuracy": M,                       # on the clean originals
             "adversarial_accuracy": M,           # on their perturbed versions
             "by_level": {<level>: {"accuracy": M, "adversarial_accuracy": M}}
           },
-          "attack_success_rate": {"all": M, "by_level": {<level>: M}},
-          "robustness_drop": {"all": M, "by_level": {<level>: M}}
+          "attack_success_rate": {"all": M + {"skipped": int}, "by_level": {<level>: M + {"skipped": int}}},
+          "robustness_drop": {"all": M, "by_level": {<level>: M}},           # paired (headline)
+          "robustness_drop_unpaired": {"all": M, "by_level": {<level>: M}}  # GLUE validation vs AdvGLUE
         }
       }
     }
 
-- attack success rate: among items that have an original, the share whose original is
-  predicted correctly and whose adversarial version is not (``n`` = items with an original).
-- robustness drop: GLUE accuracy on ``glue_split`` minus AdvGLUE accuracy (of the whole set, or
-  of one level); its CI resamples both independently; ``n`` is the AdvGLUE count.
+- attack success rate (TextAttack's definition): among the items that have a clean original AND
+  whose original the model classifies correctly, the share whose adversarial version it gets wrong;
+  ``n`` = those items, ``skipped`` = items whose original it already got wrong (no attack to make).
+  ``value`` is null when ``n`` is 0.
+- robustness drop (paired, the headline): accuracy on the clean originals minus accuracy on their
+  adversarial versions, the same items (word- and sentence-level); ``n`` = those items; its CI
+  resamples the items once for both.
+- robustness drop unpaired: GLUE accuracy on ``glue_split`` minus AdvGLUE accuracy (of the whole
+  set, or of one level, human-crafted included); different item sets, so its CI resamples both
+  independently; ``n`` is the AdvGLUE count.
+- by level and method: CheckList and StressTest occur at both sentence and human level, so a method
+  is only ever reported within one level.
 - ``glue_split``: ``mnli`` pairs with ``validation_matched``, ``mnli-mm`` with
   ``validation_mismatched``, every other set with ``validation``.
+
+Every number comes from :func:`run_quantities` (one :class:`~kernels.evaluation.metrics.ItemStatistic`
+each), which the tables also use for the two-level bootstrap over seeds.
 """
 
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from kernels.data.tasks import advglue_task, get_task
-from kernels.evaluation.metrics import CONFIDENCE, difference_with_ci, share_with_ci, with_ci
+from kernels.evaluation.metrics import (CONFIDENCE, METRIC_STATISTICS, ItemStatistic, accuracy_statistic,
+                                       difference_of_samples, mean_of_first_column, ratio_of_columns,
+                                       statistic_record)
 from kernels.evaluation.predict import predict_frame
 
 PREDICTION_COLUMNS = ["dataset", "split", "idx", "label", "pred", "prob", "level", "method"]
@@ -78,25 +93,26 @@ def original_frame(adv: pd.DataFrame, source: str = "advglue") -> pd.DataFrame:
 
 
 def predict_all(model, tokenizer, glue: dict[str, pd.DataFrame], advglue: dict[str, pd.DataFrame], *,
-                max_length: int, batch_size: int = 64, device: str = "cpu") -> pd.DataFrame:
+                max_length: int, batch_size: int = 64, device: str = "cpu",
+                dtype: str = "float32") -> pd.DataFrame:
     """Predictions for every GLUE split, AdvGLUE set and clean original (see module docstring)."""
     parts = []
     for split, frame in glue.items():
         out = predict_frame(model, tokenizer, frame, max_length=max_length, batch_size=batch_size,
-                            device=device, source=f"glue {split}")
+                            device=device, dtype=dtype, source=f"glue {split}")
         parts.append(out.assign(dataset="glue", split=split, level=None, method=None))
     for adv_set, frame in advglue.items():
         for col in ("level", "method"):
             if col not in frame.columns:
                 raise ValueError(f"advglue {adv_set}: missing column {col!r}")
         out = predict_frame(model, tokenizer, frame, max_length=max_length, batch_size=batch_size,
-                            device=device, source=f"advglue {adv_set}")
+                            device=device, dtype=dtype, source=f"advglue {adv_set}")
         parts.append(out.assign(dataset="advglue", split=adv_set, level=frame["level"].to_numpy(),
                                 method=frame["method"].to_numpy()))
         clean = original_frame(frame, source=f"advglue {adv_set}")
         if len(clean):
             out = predict_frame(model, tokenizer, clean, max_length=max_length, batch_size=batch_size,
-                                device=device, source=f"advglue {adv_set} originals")
+                                device=device, dtype=dtype, source=f"advglue {adv_set} originals")
             parts.append(out.assign(dataset="advglue_original", split=adv_set,
                                     level=clean["level"].to_numpy(), method=clean["method"].to_numpy()))
     frame = pd.concat(parts, ignore_index=True)[PREDICTION_COLUMNS]
@@ -115,66 +131,150 @@ def glue_split_for(adv_set: str) -> str:
     return spec.eval_splits[position] if position < len(spec.eval_splits) else spec.eval_splits[0]
 
 
-def compute_metrics(predictions: pd.DataFrame, task: str, *, bootstrap_samples: int = 1000,
-                    bootstrap_seed: int = 0, model: str | None = None, seed: int | None = None) -> dict:
-    """metrics.json content (schema in the module docstring) from a predictions frame."""
+# A metrics.csv row: (dataset, split, level, method, metric); ``all`` for totals.
+RowKey = tuple[str, str, str, str, str]
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One reported number of a run: its item statistic and the name of its bootstrap stream."""
+
+    stat: ItemStatistic
+    stream: tuple[str, ...]
+
+
+def _labels_preds(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return rows["label"].to_numpy(), rows["pred"].to_numpy()
+
+
+def _metric(name: str, rows: pd.DataFrame, *stream: str) -> Quantity:
+    return Quantity(METRIC_STATISTICS[name](*_labels_preds(rows)), (*stream, name))
+
+
+def attack_success_statistic(paired: pd.DataFrame) -> ItemStatistic:
+    """TextAttack's attack success rate: among the items whose clean original the model gets right, the share
+    whose adversarial version it gets wrong. ``n`` = those items; ``skipped`` = items whose original it already
+    got wrong (no attack to succeed)."""
+    original_right = (paired["pred_orig"] == paired["label"]).to_numpy()
+    success = original_right & (paired["pred"] != paired["label"]).to_numpy()
+    columns = np.stack([original_right, success], axis=1).astype(float)
+    attacked = int(original_right.sum())
+    return ItemStatistic((columns,), ratio_of_columns, attacked, {"skipped": int(len(paired) - attacked)})
+
+
+def paired_drop_statistic(paired: pd.DataFrame) -> ItemStatistic:
+    """Accuracy on the clean originals minus accuracy on their adversarial versions, same items."""
+    change = ((paired["pred_orig"] == paired["label"]).astype(float)
+              - (paired["pred"] == paired["label"]).astype(float)).to_numpy()
+    return ItemStatistic((change[:, None],), mean_of_first_column, int(len(paired)))
+
+
+def unpaired_drop_statistic(glue_rows: pd.DataFrame, adv_rows: pd.DataFrame) -> ItemStatistic:
+    """GLUE validation accuracy minus AdvGLUE accuracy: different item sets, resampled independently."""
+    glue = (glue_rows["label"] == glue_rows["pred"]).to_numpy(dtype=float)[:, None]
+    adv = (adv_rows["label"] == adv_rows["pred"]).to_numpy(dtype=float)[:, None]
+    return ItemStatistic((glue, adv), difference_of_samples, int(len(adv_rows)))
+
+
+def run_quantities(predictions: pd.DataFrame, task: str) -> dict[RowKey, Quantity]:
+    """Every number of one run (model, task, seed), keyed by its metrics.csv row (see module docstring).
+
+    metrics.json (per run, item bootstrap) and metrics.csv's over-seeds intervals (two-level bootstrap) are
+    both computed from these, so the two can never define a number differently."""
     spec = get_task(task)
     missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
     if missing:
         raise ValueError(f"predictions: missing column(s) {missing}")
+    out: dict[RowKey, Quantity] = {}
+    glue = predictions[predictions["dataset"] == "glue"]
+    for split, rows in glue.groupby("split", sort=False):
+        for name in spec.metrics:
+            out[("glue", split, ALL, ALL, name)] = _metric(name, rows, "glue", split)
+    originals = predictions[predictions["dataset"] == "advglue_original"]
+    for adv_set, rows in predictions[predictions["dataset"] == "advglue"].groupby("split", sort=False):
+        glue_rows = glue[glue["split"] == glue_split_for(adv_set)]
+        out.update(_advglue_quantities(adv_set, rows, originals[originals["split"] == adv_set], glue_rows))
+    return out
+
+
+def _advglue_quantities(adv_set, rows, originals, glue_rows) -> dict[RowKey, Quantity]:
+    out: dict[RowKey, Quantity] = {}
+    for name in advglue_task(adv_set).metrics:
+        out[("advglue", adv_set, ALL, ALL, name)] = _metric(name, rows, "advglue", adv_set)
+    for level, group in rows.groupby("level", sort=True):
+        out[("advglue", adv_set, level, ALL, "accuracy")] = _metric("accuracy", group, "advglue", adv_set,
+                                                                    "level", level)
+        # CheckList and StressTest occur at more than one level: a method is only reported within its level.
+        for method, cell in group.groupby("method", sort=True):
+            out[("advglue", adv_set, level, method, "accuracy")] = _metric("accuracy", cell, "advglue", adv_set,
+                                                                           "level", level, "method", method)
+    paired = _pair_with_originals(rows, originals, adv_set)
+    groups = [(ALL, paired)] + list(paired.groupby("level", sort=True)) if len(paired) else []
+    for level, group in groups:
+        key = () if level == ALL else (level,)
+        out[("advglue_original", adv_set, level, ALL, "accuracy")] = Quantity(
+            accuracy_statistic(group["label"].to_numpy(), group["pred_orig"].to_numpy()),
+            ("original", adv_set, *key, "accuracy"))
+        out[("advglue", adv_set, level, ALL, "paired_adversarial_accuracy")] = _metric(
+            "accuracy", group, "original-adv", adv_set, *key)
+        out[("advglue", adv_set, level, ALL, "attack_success_rate")] = Quantity(
+            attack_success_statistic(group), ("asr", adv_set, *key))
+        out[("advglue", adv_set, level, ALL, "robustness_drop")] = Quantity(
+            paired_drop_statistic(group), ("paired-drop", adv_set, *key))
+    if len(glue_rows):
+        for level, group in [(ALL, rows)] + list(rows.groupby("level", sort=True)):
+            key = () if level == ALL else (level,)
+            out[("advglue", adv_set, level, ALL, "robustness_drop_unpaired")] = Quantity(
+                unpaired_drop_statistic(glue_rows, group), ("drop", adv_set, *key))
+    return out
+
+
+def quantity_seed(bootstrap_seed: int, quantity: Quantity) -> int:
+    """The bootstrap seed of one quantity of a run (a stable, distinct stream per quantity)."""
+    return _seed_for(bootstrap_seed, *quantity.stream)
+
+
+def compute_metrics(predictions: pd.DataFrame, task: str, *, bootstrap_samples: int = 1000,
+                    bootstrap_seed: int = 0, model: str | None = None, seed: int | None = None) -> dict:
+    """metrics.json content (schema in the module docstring) from a predictions frame."""
     B, s0 = int(bootstrap_samples), int(bootstrap_seed)
-
-    def metric(name, rows, *key):
-        return with_ci(name, rows["label"].to_numpy(), rows["pred"].to_numpy(), B, _seed_for(s0, *key, name))
-
+    records = {key: statistic_record(q.stat, B, quantity_seed(s0, q))
+               for key, q in run_quantities(predictions, task).items()}
     result = {"model": model, "task": task, "seed": seed,
               "bootstrap": {"samples": B, "confidence": CONFIDENCE, "seed": s0, "method": "percentile"},
               "glue": {}, "advglue": {}}
-    glue = predictions[predictions["dataset"] == "glue"]
-    for split, rows in glue.groupby("split", sort=False):
-        result["glue"][split] = {m: metric(m, rows, "glue", split) for m in spec.metrics}
-    adv_all = predictions[predictions["dataset"] == "advglue"]
-    originals = predictions[predictions["dataset"] == "advglue_original"]
-    for adv_set, rows in adv_all.groupby("split", sort=False):
-        glue_split = glue_split_for(adv_set)
-        glue_rows = glue[glue["split"] == glue_split]
-        result["advglue"][adv_set] = _advglue_set_metrics(
-            adv_set, rows, originals[originals["split"] == adv_set], glue_rows, glue_split,
-            advglue_task(adv_set).metrics, metric, B, s0)
+    for (dataset, split, level, method, metric), record in records.items():
+        if dataset == "glue":
+            result["glue"].setdefault(split, {})[metric] = record
+            continue
+        block = result["advglue"].setdefault(split, {"glue_split": glue_split_for(split), "metrics": {},
+                                                     "by_level": {}, "by_level_method": {}})
+        _place(block, dataset, level, method, metric, record)
     return result
 
 
-def _advglue_set_metrics(adv_set, rows, originals, glue_rows, glue_split, metric_names, metric, B, s0) -> dict:
-    out = {"glue_split": glue_split,
-           "metrics": {m: metric(m, rows, "advglue", adv_set) for m in metric_names},
-           "by_level": {lvl: {"accuracy": metric("accuracy", r, "advglue", adv_set, "level", lvl)}
-                        for lvl, r in rows.groupby("level", sort=True)},
-           "by_method": {meth: {"accuracy": metric("accuracy", r, "advglue", adv_set, "method", meth)}
-                         for meth, r in rows.groupby("method", sort=True)}}
-    paired = _pair_with_originals(rows, originals, adv_set)
-    if len(paired):
-        out["original"] = {
-            "accuracy": metric("accuracy", paired.assign(pred=paired["pred_orig"]), "original", adv_set),
-            "adversarial_accuracy": metric("accuracy", paired, "original-adv", adv_set),
-            "by_level": {lvl: {"accuracy": metric("accuracy", r.assign(pred=r["pred_orig"]), "original", adv_set, lvl),
-                               "adversarial_accuracy": metric("accuracy", r, "original-adv", adv_set, lvl)}
-                         for lvl, r in paired.groupby("level", sort=True)},
-        }
-        success = _attack_success(paired)
-        out["attack_success_rate"] = {
-            "all": share_with_ci(success, B, _seed_for(s0, "asr", adv_set)),
-            "by_level": {lvl: share_with_ci(_attack_success(r), B, _seed_for(s0, "asr", adv_set, lvl))
-                         for lvl, r in paired.groupby("level", sort=True)}}
-    if len(glue_rows):
-        glue_pair = (glue_rows["label"].to_numpy(), glue_rows["pred"].to_numpy())
-
-        def drop(r, *key):
-            return difference_with_ci("accuracy", glue_pair, (r["label"].to_numpy(), r["pred"].to_numpy()),
-                                      B, _seed_for(s0, "drop", adv_set, *key))
-
-        out["robustness_drop"] = {"all": drop(rows),
-                                  "by_level": {lvl: drop(r, lvl) for lvl, r in rows.groupby("level", sort=True)}}
-    return out
+def _place(block: dict, dataset: str, level: str, method: str, metric: str, record: dict) -> None:
+    """Put one AdvGLUE record where the metrics.json schema has it."""
+    if dataset == "advglue_original" or metric == "paired_adversarial_accuracy":
+        name = "accuracy" if dataset == "advglue_original" else "adversarial_accuracy"
+        original = block.setdefault("original", {"by_level": {}})
+        if level == ALL:
+            original[name] = record
+        else:
+            original["by_level"].setdefault(level, {})[name] = record
+    elif metric in ("attack_success_rate", "robustness_drop", "robustness_drop_unpaired"):
+        entry = block.setdefault(metric, {"all": None, "by_level": {}})
+        if level == ALL:
+            entry["all"] = record
+        else:
+            entry["by_level"][level] = record
+    elif level == ALL:
+        block["metrics"][metric] = record
+    elif method == ALL:
+        block["by_level"].setdefault(level, {})[metric] = record
+    else:
+        block["by_level_method"].setdefault(level, {}).setdefault(method, {})[metric] = record
 
 
 def _pair_with_originals(rows: pd.DataFrame, originals: pd.DataFrame, adv_set: str) -> pd.DataFrame:
@@ -190,10 +290,6 @@ def _pair_with_originals(rows: pd.DataFrame, originals: pd.DataFrame, adv_set: s
     if (merged["label"] != merged["label_orig"]).any():
         raise ValueError(f"advglue {adv_set}: original and adversarial labels differ")
     return merged
-
-
-def _attack_success(paired: pd.DataFrame) -> np.ndarray:
-    return ((paired["pred_orig"] == paired["label"]) & (paired["pred"] != paired["label"])).to_numpy()
 
 
 def read_frames(paths: list[str | Path], names: list[str] | None = None) -> dict[str, pd.DataFrame]:

@@ -13,11 +13,15 @@ from kernels.io import write_json, write_parquet
 
 
 def load_finetuned(family: str, model_dir: str | Path):
-    """The classifier and tokenizer saved by the fine-tuning job in ``model_dir``."""
+    """The classifier and tokenizer saved by the fine-tuning job in ``model_dir``.
+
+    Weights saved in bf16 are loaded as float32, as fine-tuning held them; the training precision comes
+    from autocast (see ``evaluate_job``), not from the storage dtype.
+    """
     from kernels.models import classifier_class
     from kernels.tokenization import load_tokenizer
 
-    model = classifier_class(family).from_pretrained(str(model_dir))
+    model = classifier_class(family).from_pretrained(str(model_dir), dtype=torch.float32)
     return model, load_tokenizer(model_dir)
 
 
@@ -32,7 +36,14 @@ def _check_names(task: str, glue_names: list[str], adv_names: list[str]) -> None
 def evaluate_job(*, model_dir: str | Path, family: str, task: str, glue_paths: list, advglue_paths: list,
                  predictions_path: str | Path, metrics_path: str | Path, batch_size: int, bootstrap_samples: int,
                  max_length: int, device: str = "cpu", threads: int | None = None, model_name: str | None = None,
-                 seed: int | None = None) -> dict:
+                 seed: int | None = None, dtype: str = "float32", require_fla: bool = False) -> dict:
+    """Predict and score one fine-tuned model; ``dtype`` is the autocast dtype (the fine-tuning one)."""
+    from kernels.ops.backend import kernel_provenance
+    from kernels.ops.backend import require_fla as check_fla
+    from kernels.training.loop import resolve_device
+
+    if require_fla:
+        check_fla(resolve_device(device))
     if threads:
         torch.set_num_threads(int(threads))
     glue = read_frames(list(glue_paths))
@@ -40,10 +51,11 @@ def evaluate_job(*, model_dir: str | Path, family: str, task: str, glue_paths: l
     _check_names(task, list(glue), list(advglue))
     model, tokenizer = load_finetuned(family, model_dir)
     predictions = predict_all(model, tokenizer, glue, advglue, max_length=int(max_length),
-                              batch_size=int(batch_size), device=device)
+                              batch_size=int(batch_size), device=device, dtype=dtype)
     # The bootstrap is seeded by the run's seed, so re-running a job reproduces its intervals.
     metrics = compute_metrics(predictions, task, bootstrap_samples=int(bootstrap_samples),
                               bootstrap_seed=int(seed or 0), model=model_name, seed=seed)
+    metrics["provenance"] = {**kernel_provenance(resolve_device(device)), "autocast_dtype": dtype}
     write_parquet(predictions_path, predictions)
     write_json(metrics_path, metrics)
     return metrics

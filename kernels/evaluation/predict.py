@@ -45,13 +45,17 @@ def predict_encoded(model, encoded: EncodedExamples, *, pad_token_id: int, batch
 
 
 def predict_frame(model, tokenizer, frame: pd.DataFrame, *, max_length: int, batch_size: int = 64,
-                  device: str = "cpu", source: str = "examples") -> pd.DataFrame:
-    """``idx, label, pred, prob`` for every row of a DESIGN.md frame, in the frame's order."""
+                  device: str = "cpu", dtype: str = "float32", source: str = "examples") -> pd.DataFrame:
+    """``idx, label, pred, prob`` for every row of a DESIGN.md frame, in the frame's order.
+
+    ``dtype`` is the autocast dtype: the workflow passes the fine-tuning one, so the model computes
+    as it did in training (BitLinear's quantisation in particular depends on the activation dtype).
+    """
     if tokenizer.pad_token_id is None:
         raise ValueError("tokenizer has no pad token")
     encoded = encode_examples(tokenizer, frame, max_length, source=source)
     pred, prob = predict_encoded(model, encoded, pad_token_id=tokenizer.pad_token_id,
-                                 batch_size=batch_size, device=device)
+                                 batch_size=batch_size, device=device, dtype=dtype)
     return pd.DataFrame({"idx": frame["idx"].to_numpy(dtype=np.int64),
                          "label": frame["label"].to_numpy(dtype=np.int64),
                          "pred": pred, "prob": prob})

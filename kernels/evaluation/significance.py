@@ -193,9 +193,10 @@ def recomputed_metrics(predictions: pd.DataFrame) -> dict[tuple, tuple[float, in
         elif dataset == "advglue":
             for metric in ("accuracy", "f1"):
                 out[("advglue", split, "metrics", metric)] = _scores(rows, metric)
-            for column in ("level", "method"):
-                for name, group in rows.groupby(column, sort=True):
-                    out[("advglue", split, f"by_{column}", name, "accuracy")] = _scores(group, "accuracy")
+            for level, group in rows.groupby("level", sort=True):
+                out[("advglue", split, "by_level", level, "accuracy")] = _scores(group, "accuracy")
+                for method, cell in group.groupby("method", sort=True):
+                    out[("advglue", split, "by_level_method", level, method, "accuracy")] = _scores(cell, "accuracy")
         elif dataset == "advglue_original":
             adversarial = predictions[(predictions["dataset"] == "advglue") & (predictions["split"] == split)
                                       & predictions["idx"].isin(rows["idx"])]
@@ -220,9 +221,10 @@ def _reported_metrics(metrics: dict) -> dict[tuple, dict]:
         out.update({("glue", split, name): m for name, m in values.items()})
     for adv_set, block in metrics.get("advglue", {}).items():
         out.update({("advglue", adv_set, "metrics", name): m for name, m in block.get("metrics", {}).items()})
-        for kind in ("by_level", "by_method"):
-            out.update({("advglue", adv_set, kind, name, "accuracy"): v["accuracy"]
-                        for name, v in block.get(kind, {}).items()})
+        out.update({("advglue", adv_set, "by_level", name, "accuracy"): v["accuracy"]
+                    for name, v in block.get("by_level", {}).items()})
+        out.update({("advglue", adv_set, "by_level_method", level, method, "accuracy"): v["accuracy"]
+                    for level, methods in block.get("by_level_method", {}).items() for method, v in methods.items()})
         original = block.get("original", {})
         out.update({("advglue", adv_set, "original", name): original[name]
                     for name in ("accuracy", "adversarial_accuracy") if name in original})

@@ -7,12 +7,19 @@ one seed). ``model_label`` is the display name from the config (``models[name].l
 
 metrics.csv
     ``model, model_label, task, seed, dataset, split, level, method, metric, value, ci_low,
-    ci_high, n, n_seeds, mean_over_seeds, std_over_seeds``.
+    ci_high, n, skipped, n_seeds, mean_over_seeds, std_over_seeds, ci_low_over_seeds,
+    ci_high_over_seeds``.
     ``dataset``: glue / advglue / advglue_original; ``split``: GLUE split or AdvGLUE set;
     ``level``/``method``: AdvGLUE attack level/method, ``all`` for totals (and for GLUE rows);
-    ``metric``: accuracy, f1 (qqp), attack_success_rate, robustness_drop (both on ``advglue``
-    rows; see kernels.evaluation.evaluate for definitions). ``advglue_original`` rows are the
-    accuracy on the clean originals of word/sentence items.
+    ``metric``: accuracy, f1 (qqp), attack_success_rate (over the items whose clean original is
+    right; ``n`` = those items, ``skipped`` = items whose original is wrong), robustness_drop (paired:
+    clean originals minus their adversarial versions, same items), robustness_drop_unpaired (GLUE
+    validation minus AdvGLUE accuracy) (all three on ``advglue`` rows; definitions in
+    kernels.evaluation.evaluate). AdvGLUE accuracy per method is always within one level (``level``
+    and ``method`` both set). ``advglue_original`` rows are the accuracy on the clean originals of
+    word/sentence items. ``ci_low_over_seeds``, ``ci_high_over_seeds``: the 95% interval of
+    ``mean_over_seeds``, a two-level percentile bootstrap (seeds, then items); with one seed the
+    run's own item-bootstrap interval.
 advglue_scores.csv
     ``model, model_label, seed, task, score, complete, n_seeds, mean_over_seeds,
     std_over_seeds``; ``task`` is an AdvGLUE task or ``overall`` (the official-style score over
@@ -34,10 +41,12 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
 METRICS_COLUMNS = ["model", "model_label", "task", "seed", "dataset", "split", "level", "method", "metric",
-                   "value", "ci_low", "ci_high", "n"]
+                   "value", "ci_low", "ci_high", "n", "skipped"]
+ROBUSTNESS_METRICS = ("attack_success_rate", "robustness_drop", "robustness_drop_unpaired")
 SCORES_COLUMNS = ["model", "model_label", "seed", "task", "score", "complete"]
 THROUGHPUT_COLUMNS = ["model", "model_label", "task", "seed", "steps", "tokens_per_s_median", "elapsed_s",
                       "final_loss"]
@@ -59,7 +68,7 @@ def run_from_path(path: str | Path) -> tuple[str, str, int]:
 
 def _record(row: dict, m: dict, **where) -> dict:
     return {**row, **where, "value": m["value"], "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"),
-            "n": m.get("n")}
+            "n": m.get("n"), "skipped": m.get("skipped")}
 
 
 def metrics_rows(metrics: dict, source: str = "metrics.json") -> list[dict]:
@@ -78,14 +87,15 @@ def metrics_rows(metrics: dict, source: str = "metrics.json") -> list[dict]:
             rows.append(_record(base, m, **adv, level=ALL, method=ALL, metric=name))
         for level, values in block.get("by_level", {}).items():
             rows.append(_record(base, values["accuracy"], **adv, level=level, method=ALL, metric="accuracy"))
-        for method, values in block.get("by_method", {}).items():
-            rows.append(_record(base, values["accuracy"], **adv, level=ALL, method=method, metric="accuracy"))
+        for level, methods in block.get("by_level_method", {}).items():
+            for method, values in methods.items():
+                rows.append(_record(base, values["accuracy"], **adv, level=level, method=method, metric="accuracy"))
         if "original" in block:
             orig = dict(dataset="advglue_original", split=adv_set, method=ALL, metric="accuracy")
             rows.append(_record(base, block["original"]["accuracy"], **orig, level=ALL))
             for level, values in block["original"].get("by_level", {}).items():
                 rows.append(_record(base, values["accuracy"], **orig, level=level))
-        for name in ("attack_success_rate", "robustness_drop"):
+        for name in ROBUSTNESS_METRICS:
             if name in block:
                 rows.append(_record(base, block[name]["all"], **adv, level=ALL, method=ALL, metric=name))
                 for level, m in block[name].get("by_level", {}).items():
@@ -109,15 +119,65 @@ def _labelled(frame: pd.DataFrame, labels: dict[str, str] | None) -> pd.DataFram
     return frame
 
 
-def metrics_table(metrics_paths: Iterable[str | Path], labels: dict[str, str] | None = None) -> pd.DataFrame:
-    rows = []
+def metrics_table(metrics_paths: Iterable[str | Path], labels: dict[str, str] | None = None,
+                  predictions_paths: Iterable[str | Path] | None = None) -> pd.DataFrame:
+    """metrics.csv: the rows of every metrics.json, their seed aggregates and the over-seeds interval.
+
+    ``ci_low_over_seeds`` / ``ci_high_over_seeds``: a 95% two-level percentile bootstrap (seeds, then items;
+    :func:`kernels.evaluation.metrics.two_level_bootstrap`) of ``mean_over_seeds``. With one seed it is that
+    run's own item-bootstrap interval; with several it needs the runs' predictions (empty without them)."""
+    rows, runs = [], {}
     for path in metrics_paths:
         metrics = json.loads(Path(path).read_text(encoding="utf-8"))
         rows.extend(metrics_rows(metrics, source=str(path)))
+        runs[(metrics["model"], metrics["task"], int(metrics["seed"]))] = metrics.get("bootstrap") or {}
     frame = pd.DataFrame(rows, columns=[c for c in METRICS_COLUMNS if c != "model_label"])
     frame = _labelled(frame, labels).sort_values(["model", "task", "seed", "dataset", "split", "metric",
                                                   "level", "method"], kind="stable", ignore_index=True)
-    return add_seed_aggregates(frame, ["model", "task", "dataset", "split", "level", "method", "metric"], "value")
+    frame = add_seed_aggregates(frame, ["model", "task", "dataset", "split", "level", "method", "metric"], "value")
+    predictions = {run_from_path(p): p for p in (predictions_paths or [])}
+    return add_seed_intervals(frame, runs, predictions)
+
+
+SEED_INTERVAL_COLUMNS = ["ci_low_over_seeds", "ci_high_over_seeds"]
+ROW_KEY = ["dataset", "split", "level", "method", "metric"]
+
+
+def add_seed_intervals(frame: pd.DataFrame, runs: dict[tuple, dict], predictions: dict[tuple, str | Path]
+                       ) -> pd.DataFrame:
+    """Fill ``ci_low_over_seeds`` / ``ci_high_over_seeds`` per model x task x row key (see metrics_table)."""
+    if frame.empty:
+        return frame.assign(**{c: pd.Series(dtype="float64") for c in SEED_INTERVAL_COLUMNS})
+    single = (frame["n_seeds"] == 1).to_numpy()
+    low = np.where(single, pd.to_numeric(frame["ci_low"], errors="coerce"), np.nan)
+    high = np.where(single, pd.to_numeric(frame["ci_high"], errors="coerce"), np.nan)
+    for (model, task), group in frame[~single].groupby(["model", "task"], sort=False):
+        seeds = sorted(group["seed"].unique())
+        if not all((model, task, int(s)) in predictions for s in seeds):
+            continue  # several seeds without their predictions: no interval rather than a different kind
+        intervals = _two_level_intervals(model, task, [int(s) for s in seeds], runs, predictions)
+        for position, key in zip(frame.index.get_indexer(group.index), group[ROW_KEY].itertuples(index=False)):
+            found = intervals.get(tuple(key), (None, None))
+            low[position], high[position] = (np.nan if v is None else v for v in found)
+    return frame.assign(ci_low_over_seeds=low, ci_high_over_seeds=high)
+
+
+def _two_level_intervals(model: str, task: str, seeds: list[int], runs: dict[tuple, dict],
+                         predictions: dict[tuple, str | Path]) -> dict[tuple, tuple]:
+    from kernels.evaluation.evaluate import _seed_for, quantity_seed, run_quantities
+    from kernels.evaluation.metrics import two_level_bootstrap
+
+    per_run = {seed: run_quantities(pd.read_parquet(predictions[(model, task, seed)]), task) for seed in seeds}
+    samples = min(int(runs[(model, task, seed)].get("samples", 0)) for seed in seeds)
+    out = {}
+    for key in sorted(set().union(*per_run.values())):
+        present = [seed for seed in seeds if key in per_run[seed]]
+        stats = [per_run[seed][key].stat for seed in present]
+        bootstrap_seeds = [quantity_seed(int(runs[(model, task, seed)].get("seed", 0)), per_run[seed][key])
+                           for seed in present]
+        _, low, high = two_level_bootstrap(stats, bootstrap_seeds, samples, choice_seed=_seed_for(0, "seeds", *key))
+        out[key] = (low, high)
+    return out
 
 
 def scores_table(score_paths: Iterable[str | Path], labels: dict[str, str] | None = None) -> pd.DataFrame:

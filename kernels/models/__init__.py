@@ -15,7 +15,8 @@ attention_mask=None, past_state=None, use_cache=False)`` returns ``BaseModelOutp
 ``load_classifier`` builds a classifier from a pretrained causal-LM checkpoint in the upstream layout
 (``model.*`` backbone, ``lm_head.*``), loading every backbone weight and initialising only ``score``.
 
-The families also register with transformers' Auto classes (``AutoConfig``, ``AutoModel``,
+Importing this package (or ``kernels``) imports the three family subpackages, which register with
+transformers' Auto classes (``AutoConfig``, ``AutoModel``,
 ``AutoModelForCausalLM``, ``AutoModelForSequenceClassification``) under their model types, without
 ``trust_remote_code`` and with ``exist_ok=True``. If fla (or mmfreelm) is imported first, its classes may
 own those model types in the Auto mappings; this registry (``config_class``, ``classifier_class``, ...) and
@@ -119,7 +120,8 @@ def load_classifier(family: str, source: str | os.PathLike, *, num_labels: int, 
     weights are refused unless ``allow_pickle`` (then read with ``torch.load(weights_only=True)``).
     Remote code is never run. Every backbone weight must be present with the configured shape, otherwise a
     ``CheckpointError`` names the file and the keys; only ``score`` is newly initialised (logged, together with
-    checkpoint keys that are not used, such as ``lm_head.*``). ``config_overrides`` (e.g. ``pad_token_id``)
+    checkpoint keys that are not used, such as ``lm_head.*``, and kept as ``model.checkpoint_loading_info``).
+    ``config_overrides`` (e.g. ``pad_token_id``)
     are applied to the checkpoint's config. ``torch_dtype``: dtype of the returned model (default fp32).
     """
     import torch
@@ -153,7 +155,18 @@ def load_classifier(family: str, source: str | os.PathLike, *, num_labels: int, 
     where = files[0] if len(files) == 1 else directory
     if family != "mmfree":  # HGRN-bit's gate_proj is fused (2I rows) by design, not a legacy layout
         state = split_fused_gated_mlp(state, model.state_dict())
-    load_backbone_weights(model, state, origin, where)
+    # What was loaded and what is new, for the fine-tune job's record (finetune_info.json).
+    loading_info = load_backbone_weights(model, state, origin, where)
     if torch_dtype is not None:
         model = model.to(torch_dtype)
+    model.checkpoint_loading_info = loading_info
     return model
+
+
+def _register_families() -> None:
+    """Import every family subpackage: each registers itself with the Auto classes on import."""
+    for module, *_ in FAMILIES.values():
+        importlib.import_module(module)
+
+
+_register_families()

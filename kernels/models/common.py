@@ -59,7 +59,9 @@ class FamilyPreTrainedModel(PreTrainedModel):
     """
 
     base_model_prefix = "model"
-    supports_gradient_checkpointing = False
+    # Every decoder block is a transformers ``GradientCheckpointingLayer``: ``activation_checkpointing_enable()``
+    # (``gradient_checkpointing_enable()`` before transformers 5.2x) recomputes each block in backward.
+    supports_gradient_checkpointing = True
     _supports_sdpa = True
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -88,6 +90,26 @@ class FamilyPreTrainedModel(PreTrainedModel):
                 module.inv_freq.copy_(inv_freq)
         if hasattr(module, "reset_family_parameters"):
             module.reset_family_parameters(_init)
+
+
+def set_activation_checkpointing(model: PreTrainedModel, enabled: bool) -> None:
+    """Turn per-block activation checkpointing on or off through transformers' own switch.
+
+    On: every decoder block keeps only its inputs in the forward pass and is run again in backward
+    (non-reentrant ``torch.utils.checkpoint``, so gradients equal those without it). Newer transformers
+    call the switch ``activation_checkpointing_enable``; older 5.x releases ``gradient_checkpointing_enable``.
+    """
+    if enabled:
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:  # pragma: no cover - transformers releases before the rename
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        return
+    disable = getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable
+    disable()
+    # enabling also made the embedding output require grad (for frozen embeddings); undo that hook too
+    model.disable_input_require_grads()
 
 
 # -------------------------------------------------------------------------------------- pooling/head
@@ -152,6 +174,24 @@ class SequenceClassifierMixin:
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
+def _state_field_name() -> str:
+    """Where transformers' model outputs keep the decoding state: ``cache`` since transformers 5.2x
+    (``past_key_values`` is its deprecated alias, which logs a warning), ``past_key_values`` before."""
+    from transformers.modeling_outputs import BaseModelOutputWithPast
+
+    return "cache" if "cache" in BaseModelOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+def decode_state_field(state: Any) -> dict[str, Any]:
+    """Keyword for a model output's decoding state under the installed transformers' name."""
+    return {_state_field_name(): state}
+
+
+def decode_state_of(output) -> Any:
+    """The decoding state (KV cache or recurrent state) of a backbone / causal-LM output."""
+    return getattr(output, _state_field_name())
+
+
 def causal_lm_loss(logits: torch.Tensor, labels: torch.LongTensor) -> torch.Tensor:
     """Next-token cross-entropy; label -100 is ignored (as in transformers)."""
     shifted = logits[:, :-1].float().reshape(-1, logits.shape[-1])
@@ -179,7 +219,7 @@ class CausalLMMixin:
         out = self.model(input_ids, attention_mask=attention_mask, past_state=past_state, use_cache=use_cache)
         logits = self.lm_head(out.last_hidden_state)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, **decode_state_field(decode_state_of(out)))
 
 
 # --------------------------------------------------------------------------------------------- state
@@ -236,7 +276,7 @@ class BackboneMixin:
             hidden, state = layer(hidden, attention_mask, past, use_cache, *extra)
             new_state.append(state)
         return BaseModelOutputWithPast(last_hidden_state=self.norm(hidden),
-                                       past_key_values=new_state if use_cache else None)
+                                       **decode_state_field(new_state if use_cache else None))
 
 
 # ----------------------------------------------------------------------------------- checkpoint I/O
@@ -361,10 +401,11 @@ def split_fused_gated_mlp(state: dict[str, torch.Tensor], own: dict[str, torch.T
 
 
 def load_backbone_weights(model: nn.Module, state: dict[str, torch.Tensor], origin: dict[str, Path],
-                          where: Path, new_prefixes: tuple[str, ...] = ("score.",)) -> None:
+                          where: Path, new_prefixes: tuple[str, ...] = ("score.",)) -> dict:
     """Copy every backbone weight of ``state`` into ``model``; only parameters under ``new_prefixes`` may
     be missing. Raises ``CheckpointError`` naming the file(s) and keys on missing or mis-shaped weights;
-    logs the keys that are new and the checkpoint keys that are not used (e.g. ``lm_head.*``)."""
+    logs the keys that are new and the checkpoint keys that are not used (e.g. ``lm_head.*``), and returns
+    them: ``{"source", "loaded_tensors", "loaded_parameters", "new_tensors", "unused_checkpoint_keys"}``."""
     own = model.state_dict()
     new_keys = sorted(k for k in own if k.startswith(new_prefixes))
     missing = sorted(k for k in own if k not in state and not k.startswith(new_prefixes))
@@ -381,13 +422,16 @@ def load_backbone_weights(model: nn.Module, state: dict[str, torch.Tensor], orig
     logger.info("loaded %d backbone tensors from %s; newly initialised: %s", len(to_load), where, new_keys)
     if unexpected:
         logger.info("checkpoint keys not used by the classifier: %s", unexpected)
+    return {"source": str(where), "loaded_tensors": len(to_load),
+            "loaded_parameters": int(sum(t.numel() for t in to_load.values())),
+            "new_tensors": new_keys, "unused_checkpoint_keys": unexpected}
 
 
 __all__ = [
     "FamilyPreTrainedModel", "BackboneMixin", "CausalLMMixin", "SequenceClassifierMixin",
-    "mark_residual_output", "tied_weights_keys",
+    "set_activation_checkpointing", "mark_residual_output", "tied_weights_keys",
     "pool_last_token", "last_token_index", "check_right_padding", "padding_keep_mask", "causal_lm_loss",
-    "state_nbytes", "check_past_state",
+    "state_nbytes", "check_past_state", "decode_state_field", "decode_state_of",
     "CheckpointError", "resolve_checkpoint_dir", "read_checkpoint_config", "checkpoint_weight_files",
     "read_state_dict", "add_backbone_prefix", "split_fused_gated_mlp", "load_backbone_weights",
     "register_with_auto_classes",

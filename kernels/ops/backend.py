@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
 import os
 
 import torch
@@ -52,14 +53,65 @@ def torch_forced() -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def fla_available() -> bool:
-    """True when fla's op modules import (fla needs triton; importing it on CPU-only builds may fail)."""
+def fla_import_error() -> str | None:
+    """Why fla's op modules cannot be used (``"ModuleNotFoundError: ..."``), or None when they import.
+
+    fla needs triton, and a triton that does not match torch fails at import: any exception means
+    the fla path is unusable, and its text is what a user needs to mend the environment.
+    """
     try:
         importlib.import_module("fla.ops.gla")
         importlib.import_module("fla.ops.hgrn")
-    except Exception:  # ImportError, or triton failing to initialise: either way fla is unusable
-        return False
-    return True
+    except Exception as exc:  # noqa: BLE001 - reported, never swallowed silently
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def fla_available() -> bool:
+    """True when fla's op modules import (fla needs triton; importing it on CPU-only builds may fail)."""
+    return fla_import_error() is None
+
+
+def _distribution_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def kernel_provenance(device: str | torch.device) -> dict[str, str | None]:
+    """Which GLA / HGRN kernels a model on ``device`` runs, for every output that reports a number.
+
+    ``kernels`` is ``"fla"`` (fla's triton ops) or ``"torch"`` (this package's pure-PyTorch ops);
+    ``kernels_reason`` says why the torch ops run when they do; the fla-core and triton versions are
+    those installed (None when absent), so a number can be traced to the code that produced it.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        kernels, reason = "torch", f"device {device.type} (fla's triton kernels run on CUDA only)"
+    elif torch_forced():
+        kernels, reason = "torch", "forced (kernels.force_torch / KERNELS_FORCE_TORCH)"
+    elif not fla_available():
+        kernels, reason = "torch", f"fla unavailable: {fla_import_error()}"
+    else:
+        kernels, reason = "fla", None
+    fla_version = _distribution_version("fla-core") or _distribution_version("flash-linear-attention")
+    return {"kernels": kernels, "kernels_reason": reason, "fla_version": fla_version,
+            "triton_version": _distribution_version("triton"), "torch_version": torch.__version__}
+
+
+def require_fla(device: str | torch.device) -> None:
+    """Raise when fla's kernels would not run on ``device`` (config ``kernels.require_fla``).
+
+    Paper-scale numbers are meant to come from fla's kernels; a silent fallback to the reference
+    ops would change every efficiency number without a trace.
+    """
+    info = kernel_provenance(device)
+    if info["kernels"] != "fla":
+        raise RuntimeError(
+            "config kernels.require_fla is true, but fla's triton kernels will not run: "
+            f"{info['kernels_reason']}. Install the GPU extra (pip install -e '.[gpu]', fla-core with a "
+            "triton matching torch) on a CUDA machine, or set kernels.require_fla: false.")
 
 
 def use_fla(*tensors: torch.Tensor | None) -> bool:

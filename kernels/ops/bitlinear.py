@@ -113,10 +113,82 @@ class BitLinear(nn.Linear):
         self.norm = RMSNorm(in_features, eps=BITLINEAR_NORM_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low_precision = autocast_dtype(x)
+        if low_precision is not None:
+            return _AutocastBitLinear.apply(x, self.norm.weight, self.weight, self.bias, self.norm.eps, low_precision)
         x_hat = self.norm(x)
         x_q = x_hat + (activation_quant(x_hat) - x_hat).detach()
         w_q = self.weight + (weight_quant(self.weight) - self.weight).detach()
         return F.linear(x_q, w_q.to(x_q.dtype), None if self.bias is None else self.bias.to(x_q.dtype))
+
+
+def autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The low-precision dtype autocast runs matmuls in on ``x``'s device, or None outside autocast."""
+    device_type = x.device.type
+    if device_type not in ("cpu", "cuda") or not torch.is_autocast_enabled(device_type):
+        return None
+    dtype = torch.get_autocast_dtype(device_type)
+    return dtype if dtype in (torch.bfloat16, torch.float16) else None
+
+
+def wide_float(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in fp32, or as it is when already fp32/fp64 (the exactness tests run in fp64)."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
+def _quantised_input(x32: torch.Tensor, rstd: torch.Tensor, norm_weight: torch.Tensor, dtype: torch.dtype):
+    """(RMSNorm(x) before and after 8-bit fake quantisation in ``dtype``); the norm computed in fp32."""
+    normed = x32 * rstd
+    x_hat = normed * wide_float(norm_weight)
+    codes, scale = activation_codes(x_hat)
+    return normed, (codes / scale).to(dtype)
+
+
+class _AutocastBitLinear(torch.autograd.Function):
+    """BitLinear under autocast, keeping for backward only what cannot be recomputed cheaply.
+
+    The plain form's autograd graph keeps, per layer, the fp32 normalised input, the fp32 product with
+    the norm gain and the low-precision quantised input and weight (with fp32 weights under bf16 autocast
+    that is about 14 bytes per input element, more than the input itself). Here forward keeps the input
+    as it came (usually already kept by the layer before) and the fp32 per-token RMS factor; backward
+    recomputes the norm and both quantisations (elementwise work, small next to the matmuls). The values
+    are those of the plain form under autocast: norm and scales in fp32, quantised activations and
+    weights cast to the autocast dtype for the matmul, straight-through gradients for both.
+    """
+
+    @staticmethod
+    def forward(ctx, x, norm_weight, weight, bias, eps, dtype):
+        with torch.autocast(x.device.type, enabled=False):
+            x32 = wide_float(x)
+            rstd = torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
+            _, x_q = _quantised_input(x32, rstd, norm_weight, dtype)
+            w_q = weight_quant(weight).to(dtype)
+            y = F.linear(x_q, w_q, None if bias is None else bias.to(dtype))
+        ctx.save_for_backward(x, rstd, norm_weight, weight)
+        ctx.dtype, ctx.has_bias = dtype, bias is not None
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy):
+        x, rstd, norm_weight, weight = ctx.saved_tensors
+        dtype = ctx.dtype
+        dy = dy.to(dtype)
+        normed, x_q = _quantised_input(wide_float(x), rstd, norm_weight, dtype)
+        dweight = dbias = dx = dnorm_weight = None
+        if ctx.needs_input_grad[2]:  # STE: the gradient of W_q goes to W
+            dweight = (dy.flatten(0, -2).t() @ x_q.flatten(0, -2)).to(weight.dtype)
+        if ctx.has_bias and ctx.needs_input_grad[3]:
+            dbias = wide_float(dy.flatten(0, -2).sum(0))
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            # STE: the gradient of x_q goes to x_hat = normed * gain; then RMSNorm's backward in fp32
+            dx_hat = wide_float(dy @ weight_quant(weight).to(dtype))
+            if ctx.needs_input_grad[1]:
+                dnorm_weight = (dx_hat * normed).flatten(0, -2).sum(0).to(norm_weight.dtype)
+            if ctx.needs_input_grad[0]:
+                dnormed = dx_hat * wide_float(norm_weight)
+                dx = (rstd * (dnormed - normed * (dnormed * normed).mean(-1, keepdim=True))).to(x.dtype)
+        return dx, dnorm_weight, dweight, dbias, None, None
 
 
 class PackedBitLinear(nn.Module):
@@ -170,5 +242,5 @@ def pack_bitlinears(module: nn.Module) -> nn.Module:
 
 __all__ = [
     "BitLinear", "PackedBitLinear", "pack_bitlinears", "pack_ternary", "unpack_ternary", "unpack_ternary_codes",
-    "activation_quant", "weight_quant", "ternary_codes", "activation_codes",
+    "activation_quant", "weight_quant", "ternary_codes", "activation_codes", "autocast_dtype", "wide_float",
 ]

@@ -12,3 +12,10 @@ def compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
     if any(t is not None and t.dtype == torch.float64 for t in tensors):
         return torch.float64
     return torch.float32
+
+
+def autocast_off(device: torch.device):
+    """A context that turns autocast off on ``device``: the pure-PyTorch kernels accumulate in
+    ``compute_dtype`` as fla's triton kernels do, whatever autocast would pick for their matmuls
+    (left on, bf16 products would also clash with the fp32 ``out=`` buffers of the inference path)."""
+    return torch.autocast(device_type=device.type, enabled=False)

@@ -3,21 +3,37 @@
 CPU memory is the growth of the process' peak resident set size over its size just before the point
 (the caller runs each point in its own forked process, see :mod:`kernels.profiling.worker`). CUDA
 memory is the growth of ``torch.cuda.max_memory_allocated`` over the memory allocated before it.
+
+What each mode runs:
+
+- ``train``: one fine-tuning step exactly as :mod:`kernels.training.loop` runs it (float32 master weights,
+  forward under autocast in the profile dtype, AdamW over the same parameter groups, gradient clipping),
+  from the same initial weights at every point (restored afterwards).
+- ``prefill``: a forward pass of the classifier under autocast.
+- ``decode``: after an untimed prefill, one token at a time through the backbone and an LM head (the
+  model's own, or one of the family's type and shape); Transformer++ decodes into a preallocated KV cache.
+  Its memory is the state carried between steps plus the peak growth during the decode steps over the
+  memory right after the prefill, so the prefill's activations do not count.
+
+The model itself is never cast: its weights (and rotary frequency buffers) stay float32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import itertools
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
 from kernels.profiling.flops import flops_per_token
 from kernels.profiling.settings import ProfileSettings
+from kernels.training.loop import FinetuneHyperparams, autocast_context, optimizer_step, parameter_groups
 
 NUM_LABELS = 2
 PAD_TOKEN_ID = 0
@@ -84,7 +100,10 @@ def state_nbytes(state: Any) -> int:
     except ImportError:
         family_state_nbytes = None
     if family_state_nbytes is not None and not _is_transformers_cache(state):
-        return int(family_state_nbytes(state))
+        try:
+            return int(family_state_nbytes(state))
+        except TypeError:  # a state of objects (e.g. the static KV cache): walk their attributes
+            pass
     return _walk_nbytes(state, set())
 
 
@@ -138,28 +157,54 @@ def _random_tokens(vocab_size: int, batch: int, length: int, device: torch.devic
     return torch.randint(1, vocab_size, (batch, length), generator=generator).to(device)
 
 
-def _train_step(model, tokens, clock: Clock, seed: int) -> Callable[[], list[float]]:
+class CudaMemoryProbe:
+    """Peak CUDA memory allocated since :meth:`start`, over what was allocated then."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.baseline = 0
+
+    def start(self) -> None:
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self.baseline = torch.cuda.memory_allocated(self.device)
+
+    def peak_growth_mb(self) -> float:
+        torch.cuda.synchronize(self.device)
+        return (torch.cuda.max_memory_allocated(self.device) - self.baseline) / 2**20
+
+
+def train_recipe(settings: ProfileSettings) -> FinetuneHyperparams:
+    """The fine-tuning hyper-parameters a train point uses: the workflow's lr, weight decay and clipping, and
+    the profile dtype as the autocast dtype (weights stay float32, as in fine-tuning)."""
+    return FinetuneHyperparams(lr=settings.lr, weight_decay=settings.weight_decay,
+                               max_grad_norm=settings.max_grad_norm, dtype=settings.dtype)
+
+
+def _train_step(model, tokens, clock: Clock, settings: ProfileSettings, device) -> Callable[[], list[float]]:
+    # The fine-tuning recipe itself (kernels.training.loop): AdamW over the same parameter groups on float32
+    # master weights, forward under autocast, loss check, backward, gradient clipping, optimizer step.
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    hp = train_recipe(settings)
+    optimizer = torch.optim.AdamW(parameter_groups(model, hp.weight_decay), lr=hp.lr)
     labels = torch.randint(0, NUM_LABELS, (tokens.shape[0],),
-                           generator=torch.Generator().manual_seed(seed)).to(tokens.device)
+                           generator=torch.Generator().manual_seed(settings.seed)).to(tokens.device)
+    batch = {"input_ids": tokens, "attention_mask": torch.ones_like(tokens), "labels": labels}
+    steps = itertools.count(1)
 
     def step() -> list[float]:
         start = clock.mark()
-        loss = model(input_ids=tokens, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(model, optimizer, batch, hp, device, next(steps))
         return clock.durations_ms([start, clock.mark()])
 
     return step
 
 
-def _prefill_step(model, tokens, clock: Clock) -> Callable[[], list[float]]:
+def _prefill_step(model, tokens, clock: Clock, settings: ProfileSettings, device) -> Callable[[], list[float]]:
     model.eval()
 
     def step() -> list[float]:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast_context(device, settings.dtype):
             start = clock.mark()
             model(input_ids=tokens)
             return clock.durations_ms([start, clock.mark()])
@@ -168,36 +213,104 @@ def _prefill_step(model, tokens, clock: Clock) -> Callable[[], list[float]]:
 
 
 def _state_keyword(backbone: torch.nn.Module) -> str:
-    # Our backbones take ``past_state``; transformers' own (the Llama reference) take ``past_key_values``.
+    # Our backbones take ``past_state``; transformers' own (the Llama reference) take ``cache`` (transformers 5;
+    # ``past_key_values`` before, now deprecated).
     parameters = inspect.signature(backbone.forward).parameters
-    if "past_state" in parameters:
-        return "past_state"
-    if "past_key_values" in parameters:
-        return "past_key_values"
-    raise TypeError(f"{type(backbone).__name__}.forward takes neither past_state nor past_key_values")
+    for name in ("past_state", "cache", "past_key_values"):
+        if name in parameters:
+            return name
+    raise TypeError(f"{type(backbone).__name__}.forward takes neither past_state nor cache nor past_key_values")
+
+
+def output_state(output: Any) -> Any:
+    """The decoding state of a backbone output: ``cache`` in transformers 5 (``past_key_values`` is its
+    deprecated alias, which warns), ``past_key_values`` in older releases."""
+    state = getattr(output, "cache", None)
+    return state if state is not None else output.past_key_values
+
+
+def decode_head(spec: ModelSpec, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The language-model head a decoded token goes through: the model's own ``lm_head`` where it has one;
+    for a classifier, one of the family's type and shape (hidden -> vocabulary; a BitLinear for MatMul-Free,
+    as upstream), seeded. Only its cost matters: decoding picks the given next tokens, not its argmax."""
+    head = getattr(model, "lm_head", None)
+    if head is not None:
+        return head
+    torch.manual_seed(spec.seed)
+    config = model.config
+    if spec.family == "mmfree":
+        from kernels.ops.bitlinear import BitLinear
+
+        head = BitLinear(config.hidden_size, config.vocab_size, bias=False)
+    else:
+        head = torch.nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+    return head.to(device).eval()
+
+
+def initial_decode_state(spec: ModelSpec, backbone: torch.nn.Module, max_length: int) -> Any:
+    """Transformer++ decodes into a preallocated KV cache (written in place, see
+    kernels.models.transformer.cache); the recurrent families start from None (a state of fixed size)."""
+    if spec.family == "transformer_pp":
+        from kernels.models.transformer.cache import static_cache
+
+        return static_cache(len(backbone.layers), max_length)
+    return None
 
 
 class _DecodeStep:
-    """One repeat = prefill ``seq_len`` tokens (untimed), then ``decode_tokens`` timed single-token steps."""
+    """One repeat = prefill ``seq_len`` tokens (untimed), then ``decode_tokens`` timed single-token steps,
+    each through the backbone and the LM head. Memory: the state carried between steps plus the peak growth
+    during the decode steps over the memory right after the prefill (the prefill's own activations are not
+    decode memory)."""
 
-    def __init__(self, model, tokens, next_tokens, clock: Clock):
+    def __init__(self, model, spec: ModelSpec, tokens, next_tokens, clock: Clock, settings: ProfileSettings,
+                 device, probe=None):
         model.eval()
         self.backbone = model.model
+        self.head = decode_head(spec, model, device)
         self.keyword = _state_keyword(self.backbone)
-        self.tokens, self.next_tokens, self.clock = tokens, next_tokens, clock
+        self.spec, self.settings, self.device = spec, settings, device
+        self.tokens, self.next_tokens, self.clock, self.probe = tokens, next_tokens, clock, probe
         self.state_bytes: int | None = None
+        self.growth_mb = 0.0
 
     def __call__(self) -> list[float]:
-        with torch.inference_mode():
-            state = self.backbone(input_ids=self.tokens, use_cache=True).past_key_values
-            if self.state_bytes is None:
-                self.state_bytes = state_nbytes(state)
+        steps = self.next_tokens.shape[1]
+        with torch.inference_mode(), autocast_context(self.device, self.settings.dtype):
+            state = initial_decode_state(self.spec, self.backbone, self.tokens.shape[1] + steps)
+            output = self.backbone(input_ids=self.tokens, use_cache=True, **{self.keyword: state})
+            state = output_state(output)
+            self.head(output.last_hidden_state[:, -1:])
+            del output
+            if self.probe is not None:
+                self.probe.start()
             marks = [self.clock.mark()]
-            for position in range(self.next_tokens.shape[1]):
+            for position in range(steps):
                 token = self.next_tokens[:, position:position + 1]
-                state = self.backbone(input_ids=token, use_cache=True, **{self.keyword: state}).past_key_values
+                output = self.backbone(input_ids=token, use_cache=True, **{self.keyword: state})
+                state = output_state(output)
+                self.head(output.last_hidden_state[:, -1:])
                 marks.append(self.clock.mark())
-            return self.clock.durations_ms(marks)
+            durations = self.clock.durations_ms(marks)
+            if self.probe is not None:
+                self.growth_mb = max(self.growth_mb, self.probe.peak_growth_mb())
+            self.state_bytes = state_nbytes(state)
+            return durations
+
+    def peak_mem_mb(self) -> float:
+        return (self.state_bytes or 0) / 2**20 + self.growth_mb
+
+
+@contextlib.contextmanager
+def initial_weights_restored(model: torch.nn.Module) -> Iterator[None]:
+    """Train points update the weights; every point (and the prefill and decode points after them) must
+    start from the same initial weights, so a copy (on the host) is put back afterwards."""
+    saved = {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+    try:
+        yield
+    finally:
+        model.load_state_dict(saved)
+        model.zero_grad(set_to_none=True)
 
 
 def timed_samples(step: Callable[[], list[float]], settings: ProfileSettings) -> list[float]:
@@ -217,27 +330,52 @@ def timed_samples(step: Callable[[], list[float]], settings: ProfileSettings) ->
 
 
 def run_point(model: torch.nn.Module, spec: ModelSpec, mode: str, batch: int, seq_len: int,
-              settings: ProfileSettings, device: torch.device) -> dict[str, Any]:
-    """Time one grid point; returns the timing fields of its CSV row (memory is measured by the caller)."""
+              settings: ProfileSettings, device: torch.device, probe=None) -> dict[str, Any]:
+    """Time one grid point; returns the fields of its CSV row. With a memory ``probe`` (``start()``,
+    ``peak_growth_mb()``), also ``peak_mem_mb``: the peak growth over the memory before the point (train,
+    prefill), or the decode memory of :class:`_DecodeStep`."""
+    if mode not in ("train", "prefill", "decode"):
+        raise ValueError(f"unknown profiling mode {mode!r}")
+    with subnormals_flushed(settings.flush_denormal):
+        if mode == "train":
+            with initial_weights_restored(model):
+                return _run_point(model, spec, mode, batch, seq_len, settings, device, probe)
+        return _run_point(model, spec, mode, batch, seq_len, settings, device, probe)
+
+
+@contextlib.contextmanager
+def subnormals_flushed(enabled: bool) -> Iterator[None]:
+    """CPU float mode with subnormals flushed to zero (see ProfileSettings.flush_denormal), then back to
+    torch's default (not flushed)."""
+    if not enabled:
+        yield
+        return
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _run_point(model, spec, mode, batch, seq_len, settings, device, probe) -> dict[str, Any]:
     clock = Clock(device)
     vocab_size = int(getattr(model.config, "vocab_size", spec.vocab_size))
     tokens = _random_tokens(vocab_size, batch, seq_len, device, settings.seed)
     decode = None
-    if mode == "train":
-        step = _train_step(model, tokens, clock, settings.seed)
-    elif mode == "prefill":
-        step = _prefill_step(model, tokens, clock)
-    elif mode == "decode":
+    if mode == "decode":
         next_tokens = _random_tokens(vocab_size, batch, settings.decode_tokens, device, settings.seed + 1)
-        step = decode = _DecodeStep(model, tokens, next_tokens, clock)
+        step = decode = _DecodeStep(model, spec, tokens, next_tokens, clock, settings, device, probe)
     else:
-        raise ValueError(f"unknown profiling mode {mode!r}")
+        if probe is not None:
+            probe.start()
+        build = _train_step if mode == "train" else _prefill_step
+        step = build(model, tokens, clock, settings, device)
     samples = timed_samples(step, settings)
     median = float(np.median(samples))
     tokens_per_sample = batch if mode == "decode" else batch * seq_len
     tokens_per_s = tokens_per_sample / (median / 1e3)
     flops = flops_per_token(spec.family, model.config, mode, seq_len, settings.decode_tokens)
-    return {
+    row = {
         "median_ms": median,
         "p10_ms": float(np.percentile(samples, 10)),
         "p90_ms": float(np.percentile(samples, 90)),
@@ -247,6 +385,9 @@ def run_point(model: torch.nn.Module, spec: ModelSpec, mode: str, batch: int, se
         "flops_per_token": flops,
         "achieved_gflops": flops * tokens_per_s / 1e9,
     }
+    if probe is not None:
+        row["peak_mem_mb"] = decode.peak_mem_mb() if decode is not None else probe.peak_growth_mb()
+    return row
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -14,7 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from kernels.profiling.measure import ModelSpec, count_parameters, is_out_of_memory, resolve_builder, run_point
+from kernels.profiling.measure import (CudaMemoryProbe, ModelSpec, count_parameters, is_out_of_memory,
+                                       resolve_builder, run_point)
+from kernels.ops.backend import kernel_provenance
 from kernels.profiling.peak import measure_matmul_peak_gflops
 from kernels.profiling.settings import ProfileSettings
 
@@ -23,8 +25,9 @@ DESIGN_COLUMNS = ["model", "device", "mode", "batch_size", "seq_len", "median_ms
                   "tokens_per_s", "peak_mem_mb", "params"]
 # mfu = achieved_gflops / peak_gflops, the device's matmul peak measured at the start of the sweep
 # (see kernels.profiling.flops and kernels.profiling.peak).
+# kernels / fla_version / triton_version: which GLA and HGRN kernels ran (kernels.ops.backend.kernel_provenance).
 EXTRA_COLUMNS = ["status", "threads", "dtype", "state_mb", "flops_per_token", "achieved_gflops", "repeats",
-                 "device_name", "peak_gflops", "mfu"]
+                 "device_name", "peak_gflops", "mfu", "kernels", "fla_version", "triton_version"]
 COLUMNS = DESIGN_COLUMNS + EXTRA_COLUMNS
 STATUSES = ("ok", "oom")
 
@@ -68,12 +71,24 @@ def _worker_environment() -> dict[str, str]:
     return env
 
 
+def _stderr_file():
+    """Where the worker's stderr goes: this process's current ``sys.stderr`` when it is a real file (the
+    rule's log under ``kernels.io.log_to``, whose redirect a child process would not see otherwise)."""
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    sys.stderr.flush()
+    return sys.stderr
+
+
 def _profile_cpu(spec: ModelSpec, settings: ProfileSettings, in_process: bool) -> list[dict[str, Any]]:
     job = {"spec": dataclasses.asdict(spec), "settings": settings.to_dict(), "points": grid_points(settings)}
     if in_process:
         return _serve_in_process(job, settings)
     completed = subprocess.run([sys.executable, "-m", "kernels.profiling.worker"], input=json.dumps(job),
-                               stdout=subprocess.PIPE, text=True, env=_worker_environment(), check=False)
+                               stdout=subprocess.PIPE, stderr=_stderr_file(), text=True, env=_worker_environment(),
+                               check=False)
     if completed.returncode != 0:
         raise ProfilingError(f"profiling worker for family {spec.family!r} failed with exit code "
                              f"{completed.returncode} (its traceback is in the log above)")
@@ -100,17 +115,15 @@ def _profile_cuda_point(model, spec, point, settings, device) -> dict[str, Any]:
 
     gc.collect()
     torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats(device)
-    baseline = torch.cuda.memory_allocated(device)
     try:
-        row = run_point(model, spec, point["mode"], point["batch_size"], point["seq_len"], settings, device)
+        row = run_point(model, spec, point["mode"], point["batch_size"], point["seq_len"], settings, device,
+                        probe=CudaMemoryProbe(device))
     except BaseException as error:  # noqa: BLE001 - classified right here
         if not is_out_of_memory(error):
             raise
         return {"status": "oom", "error": f"{type(error).__name__}: {str(error)[:300]}"}
     finally:
         model.zero_grad(set_to_none=True)
-    row["peak_mem_mb"] = (torch.cuda.max_memory_allocated(device) - baseline) / 2**20
     row["status"] = "ok"
     return row
 
@@ -121,7 +134,9 @@ def _profile_cuda(spec: ModelSpec, settings: ProfileSettings) -> list[dict[str, 
 
     torch.set_num_threads(settings.threads)
     device = torch.device("cuda")
-    model = resolve_builder(spec.builder)(spec).to(device=device, dtype=getattr(torch, settings.dtype))
+    # float32 weights whatever the profile dtype: the points compute under autocast, as fine-tuning does, and
+    # the rotary frequency buffers stay float32.
+    model = resolve_builder(spec.builder)(spec).to(device=device)
     params = count_parameters(model)
     # Measured first, on the points' device and dtype: the denominator of their MFU.
     peak_gflops = measure_matmul_peak_gflops(device, settings.dtype)
@@ -162,6 +177,9 @@ def profile_model(spec: ModelSpec, settings: ProfileSettings, model_name: str,
     frame = pd.DataFrame(results)
     frame["model"], frame["device"], frame["device_name"] = model_name, device, device_name
     frame["threads"], frame["dtype"] = settings.threads, settings.dtype
+    provenance = kernel_provenance(device)
+    for column in ("kernels", "fla_version", "triton_version"):
+        frame[column] = provenance[column]
     frame = frame.reindex(columns=COLUMNS)
     # Points that ran out of memory have no achieved rate, so no MFU (NaN).
     frame["mfu"] = frame["achieved_gflops"] / frame["peak_gflops"]

@@ -58,6 +58,26 @@ def _limit_data_growth(limit_mb: float | None) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.getrlimit(resource.RLIMIT_DATA)[1]))
 
 
+class RssProbe:
+    """Peak resident-set growth of this (forked) process since :meth:`start`, less the growth of file-backed
+    pages: library code pages are faulted into a forked child lazily and count towards its RSS, but they are
+    not the point's memory. File-backed pages stay mapped, so their growth by the end is their growth at the
+    peak, and subtracting it leaves the peak growth of anonymous (heap) memory."""
+
+    def __init__(self):
+        self.baseline_kb = self.baseline_file_kb = None
+
+    def start(self) -> None:
+        _reset_peak_rss()
+        self.baseline_kb, self.baseline_file_kb = _status_kb("VmRSS"), _status_kb("RssFile")
+
+    def peak_growth_mb(self) -> float:
+        peak_kb, file_kb = _status_kb("VmHWM"), _status_kb("RssFile")
+        if None in (self.baseline_kb, peak_kb, self.baseline_file_kb, file_kb):
+            return float("nan")
+        return max(0, (peak_kb - self.baseline_kb) - (file_kb - self.baseline_file_kb)) / 1024
+
+
 def _measure_in_child(model, spec, point, settings, device) -> dict[str, Any]:
     import torch
 
@@ -65,22 +85,13 @@ def _measure_in_child(model, spec, point, settings, device) -> dict[str, Any]:
 
     torch.set_num_threads(settings.threads)
     _limit_data_growth(settings.memory_limit_mb)
-    _reset_peak_rss()
-    baseline_kb, baseline_file_kb = _status_kb("VmRSS"), _status_kb("RssFile")
     try:
-        row = run_point(model, spec, point["mode"], point["batch_size"], point["seq_len"], settings, device)
+        row = run_point(model, spec, point["mode"], point["batch_size"], point["seq_len"], settings, device,
+                        probe=RssProbe())
     except BaseException as error:  # noqa: BLE001 - classified right here
         if is_out_of_memory(error):
             return {"status": "oom", "error": f"{type(error).__name__}: {str(error)[:300]}"}
         return {"status": "error", "error": traceback.format_exc()}
-    peak_kb, file_kb = _status_kb("VmHWM"), _status_kb("RssFile")
-    if None in (baseline_kb, peak_kb, baseline_file_kb, file_kb):
-        row["peak_mem_mb"] = float("nan")
-    else:
-        # Library code pages are faulted into a forked child lazily and count towards its RSS; they are
-        # not the point's memory. File-backed pages stay mapped, so their growth by the end is their
-        # growth at the peak, and subtracting it leaves the peak growth of anonymous (heap) memory.
-        row["peak_mem_mb"] = max(0, (peak_kb - baseline_kb) - (file_kb - baseline_file_kb)) / 1024
     row["status"] = "ok"
     return row
 
@@ -161,7 +172,8 @@ def serve(job: dict[str, Any]) -> list[dict[str, Any]]:
     spec = ModelSpec(**job["spec"])
     settings = settings_from_dict(job["settings"])
     device = torch.device("cpu")
-    model = resolve_builder(spec.builder)(spec).to(device=device, dtype=getattr(torch, settings.dtype))
+    # float32 weights whatever the profile dtype: the points compute under autocast, as fine-tuning does.
+    model = resolve_builder(spec.builder)(spec).to(device=device)
     params = count_parameters(model)
     # Measured first, on the points' device, dtype and thread count: the denominator of their MFU.
     peak_gflops = measure_peak_forked(settings)

@@ -17,25 +17,29 @@ import yaml
 
 from kernels.io import atomic_path, write_text
 from kernels.report.charts import FIGURE_LIST, Figure, Style, build_figure, tradeoff_points
-from kernels.report.efficiency_tables import mfu_peak, mfu_table, throughput_table
+from kernels.profiling.slopes import RELIABLE_MAX_SE, RELIABLE_MIN_POINTS, is_reliable
+from kernels.report.efficiency_tables import (crossover_statements, crossover_table, mfu_peak, mfu_table,
+                                              throughput_table)
 from kernels.report.page import Section, chart_block, page, vegalite_version
-from kernels.report.robustness import robustness_table
+from kernels.report.robustness import estimate_cell, method_table, robustness_table
 from kernels.report.significance import ALPHA, headline_summary, significance_table, summary_block
 from kernels.report.setup import data_table, hardware_table, models_table, versions_table
-from kernels.report.tables import (ReportData, largest_common_point, model_order, per_model_mean, read_table,
-                                   set_names, totals)
+from kernels.report.tables import (INTERVAL_NAME, ReportData, largest_common_point, model_order, per_model_mean,
+                                   read_table, set_names, totals, train_counts)
 
 INPUT_TABLES = ("metrics", "scores", "throughput", "efficiency", "slopes", "significance")
 DEFAULT_SETTINGS = {"title": "Efficiency, performance and robustness of efficient LLM architectures",
                     "width": 420, "height": 260}
 
 
-def load_report_data(paths: dict[str, str | os.PathLike | None], labels: dict[str, str]) -> ReportData:
+def load_report_data(paths: dict[str, str | os.PathLike | None], labels: dict[str, str],
+                     train_data: list[str | os.PathLike] | None = None) -> ReportData:
     """Read every input table; absent tables become notes. ``paths`` keys: metrics, scores, throughput,
-    efficiency, slopes, significance."""
+    efficiency, slopes, significance; ``train_data``: the tasks' training parquet files (for their counts)."""
     notes: list[str] = []
     tables = {name: read_table(name, paths.get(name), notes) for name in INPUT_TABLES}
-    data = ReportData(tables=tables, labels=model_order(labels, tables), notes=notes)
+    data = ReportData(tables=tables, labels=model_order(labels, tables), notes=notes,
+                      train_counts=train_counts(train_data))
     data.notes.extend(coverage_notes(data, labels))
     return data
 
@@ -94,8 +98,8 @@ def headline_table(data: ReportData) -> pd.DataFrame:
     columns: dict[str, pd.Series] = {}
     columns["GLUE accuracy"] = per_model_mean(totals(metrics, "accuracy", ("glue",)))
     columns["AdvGLUE accuracy"] = per_model_mean(totals(metrics, "accuracy", ("advglue",)))
-    columns["Robustness drop"] = per_model_mean(
-        totals(metrics, "robustness_drop", ("advglue", "glue", "advglue_original")))
+    columns["Robustness drop (paired)"] = per_model_mean(totals(metrics, "robustness_drop", ("advglue",)))
+    columns["Drop vs GLUE (unpaired)"] = per_model_mean(totals(metrics, "robustness_drop_unpaired", ("advglue",)))
     columns["Attack success rate"] = per_model_mean(totals(metrics, "attack_success_rate", ("advglue",)))
     scores = data.get("scores")
     if scores is not None:
@@ -125,7 +129,7 @@ def task_table(data: ReportData) -> pd.DataFrame:
     if frame.empty:
         return frame
     frame = frame.assign(set=set_names(frame),
-                         cell=[f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in
+                         cell=[estimate_cell(v, lo, hi) for v, lo, hi in
                                zip(frame["value"], frame["ci_low"], frame["ci_high"])])
     table = frame.pivot_table(index=["model", "task"], columns="set", values="cell", aggfunc="first")
     table = table[sorted(table.columns, key=lambda name: (not str(name).startswith("GLUE"), str(name)))]
@@ -138,23 +142,36 @@ def task_table(data: ReportData) -> pd.DataFrame:
 
 
 def slopes_table(data: ReportData) -> pd.DataFrame:
-    """Fitted scaling exponent per model (rows) and mode (columns), smallest batch size."""
+    """Fitted scaling exponent per model (rows) and mode (columns), smallest batch size, each with the fit's r^2
+    and number of lengths; fits below the reliability threshold (kernels.profiling.slopes) are flagged."""
     slopes = data.get("slopes")
     if slopes is None:
         return pd.DataFrame()
     slopes = slopes[slopes["batch_size"] == slopes["batch_size"].min()]
-    table = slopes.pivot_table(index="model", columns="mode", values="slope", aggfunc="mean")
-    table = table.reindex(index=[m for m in data.labels if m in table.index],
-                          columns=[m for m in ("train", "prefill", "decode") if m in table.columns])
-    table.index = [data.labels[m] for m in table.index]
-    table.index.name = "Model"
-    table.columns.name = None
-    return table
+    modes = [m for m in ("train", "prefill", "decode") if m in set(slopes["mode"])]
+    rows = []
+    for model in [m for m in data.labels if m in set(slopes["model"])]:
+        row = {"Model": data.labels[model]}
+        for mode in modes:
+            fit = slopes[(slopes["model"] == model) & (slopes["mode"] == mode)]
+            row[mode] = "–" if fit.empty else slope_cell(fit.iloc[0])
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("Model") if rows else pd.DataFrame()
+
+
+def slope_cell(fit: pd.Series) -> str:
+    """``1.02 ± 0.03 (r² 0.99, n 7)``, with ``unreliable`` appended below the threshold."""
+    n = int(fit["n_points"]) if pd.notna(fit.get("n_points")) else 0
+    se = float(fit["slope_se"]) if pd.notna(fit.get("slope_se")) else float("nan")
+    spread = f" ± {se:.2f}" if pd.notna(se) else ""
+    reliable = is_reliable(se, n)
+    return f"{float(fit['slope']):.2f}{spread} (r² {float(fit['r2']):.2f}, n {n})" + ("" if reliable else " unreliable")
 
 
 HIGHER_IS_BETTER = ("GLUE accuracy", "AdvGLUE accuracy", "AdvGLUE score", "Train tokens/s", "Fine-tune tokens/s",
                     "Train MFU")
-LOWER_IS_BETTER = ("Robustness drop", "Attack success rate", "Prefill ms", "Decode ms", "Decode state", "Train peak")
+LOWER_IS_BETTER = ("Robustness drop", "Drop vs GLUE", "Attack success rate", "Prefill ms", "Decode ms", "Decode state",
+                   "Train peak")
 
 
 def better_direction(column: str) -> str | None:
@@ -293,17 +310,25 @@ def figure_blocks(figures: list[tuple[Figure, dict]], section: str, extra: str =
     return f'<div class="figures">{blocks}{extra}</div>'
 
 
-SEEDS_HINT = ("With several seeds a cell reads mean ± sd over seeds [95% t-interval over seeds]; with one seed "
-              "value [bootstrap 95% CI].")
+SEEDS_HINT = (f"Intervals: {INTERVAL_NAME}. With several seeds a cell reads mean ± sd over seeds [interval]; "
+              "with one seed value [interval].")
 
 
 def robustness_block(data: ReportData) -> str:
     hint = ('<p class="hint">Per model, AdvGLUE set and perturbation level: the official AdvGLUE score (whole set), '
-            "accuracy with its item count, attack success rate over the items that have a clean original, and "
-            "robustness drop (GLUE validation accuracy minus AdvGLUE accuracy). "
-            f"{SEEDS_HINT} Human-crafted items have no original, so no attack success rate.</p>")
+            "accuracy with its item count; the attack success rate as TextAttack defines it: among the items whose "
+            "clean original the model gets right (attacked), the share whose adversarial version it gets wrong; "
+            "items whose original it already gets wrong are skipped. The robustness drop is paired: accuracy on the "
+            "clean originals minus accuracy on their adversarial versions, the same items; the unpaired drop (GLUE "
+            "validation accuracy minus AdvGLUE accuracy) compares different item sets and is shown for reference. "
+            f"{SEEDS_HINT} Human-crafted items have no original, so no attack success rate and no paired drop.</p>")
+    method_hint = ('<p class="hint">AdvGLUE accuracy per attack method, always within its perturbation level '
+                   "(CheckList and StressTest occur at both sentence and human level, so pooling them across levels "
+                   f"would mix two kinds of perturbation). {SEEDS_HINT}</p>")
     return (f"<div><h3>Robustness per model</h3>\n{hint}\n"
-            f"{html_table(robustness_table(data), 'robustness-table')}</div>")
+            f"{html_table(robustness_table(data), 'robustness-table')}</div>\n"
+            "<details><summary>AdvGLUE accuracy by perturbation level and attack method</summary>\n"
+            f"{method_hint}\n{html_table(method_table(data), 'method-table')}</details>")
 
 
 def significance_section(data: ReportData) -> str:
@@ -329,13 +354,25 @@ def significance_section(data: ReportData) -> str:
 def efficiency_extras(data: ReportData) -> str:
     slopes_hint = ('<p class="hint">Slope of log(latency) against log(sequence length), least squares over the '
                    "profiled lengths: about 1 is linear, 2 quadratic; for decode (latency per token) about 0 means "
-                   "a constant cost per token.</p>")
+                   "a constant cost per token. Each with its standard error (±), the fit's r² and the number of "
+                   f"lengths n; a fit with standard error &gt; {RELIABLE_MAX_SE} or n &lt; {RELIABLE_MIN_POINTS} is "
+                   "marked <i>unreliable</i>: its slope is not a scaling exponent (noisy points, or a curve that is "
+                   "no power law, e.g. a cliff where a kernel changes path). r² alone cannot decide: a flat curve "
+                   "has r² near 0 however clean its points.</p>")
+    crossover_hint = ('<p class="hint">Per mode, the sequence length from which each model is faster (median '
+                      "latency) and lighter (peak memory) than the Transformer++ at every longer profiled length, "
+                      "on the profiling hardware above (smallest batch size); \"not ... up to\" when it is not "
+                      "at the longest length both ran. The latency and memory charts mark these lengths.</p>")
+    statements = "".join(f"<li>{html.escape(s)}</li>" for s in crossover_statements(data))
+    crossover = (crossover_hint + (f'<ul id="crossover-statements">{statements}</ul>' if statements else "")
+                 + html_table(crossover_table(data), "crossover"))
     mfu_hint = ('<p class="hint">Model FLOPs utilisation per mode: median over the profiled sequence lengths (best '
                 "length in brackets), against the dense matmul peak measured before profiling: "
                 f"{html.escape(mfu_peak(data))}.</p>")
     throughput_hint = ('<p class="hint">Measured during fine-tuning: median tokens/s over the logged training '
                        "steps, per task; with several seeds mean ± sd over seeds.</p>")
     return "".join([
+        _subsection("Crossover: where the linear-time models overtake the Transformer++", crossover),
         _subsection("Scaling exponents", slopes_hint + html_table(slopes_table(data), "slopes")),
         _subsection("MFU per model and mode", mfu_hint + html_table(mfu_table(data), "mfu-table")),
         _subsection("Fine-tuning throughput (tokens/s)", throughput_hint
@@ -345,10 +382,14 @@ def efficiency_extras(data: ReportData) -> str:
 
 def report_sections(data: ReportData, config: dict[str, Any], figures: list[tuple[Figure, dict]]) -> list[Section]:
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in data.notes) or "<li>Nothing missing.</li>"
-    headline_hint = ('<p class="hint">Means over tasks (and seeds). ↑ higher is better, ↓ lower is better; the best '
-                     "value of each column is bold. Efficiency columns are taken at the largest sequence length "
+    headline_hint = ('<p class="hint">Means over tasks (and seeds), each task weighted once as in the official '
+                     "AdvGLUE score: MNLI counts as the mean of its matched and mismatched sets. Robustness drop "
+                     "(paired): clean originals minus their adversarial versions, the same items; attack success "
+                     "rate: over the items whose clean original is right. ↑ higher is better, ↓ lower is better; the "
+                     "best value of each column is bold. Efficiency columns are taken at the largest sequence length "
                      "(after @) that every model reached.</p>")
     performance_extra = ("<div><h3>Accuracy per task and evaluation set [95% CI]</h3>\n"
+                         + f'<p class="hint">{html.escape(SEEDS_HINT)}</p>'
                          + html_table(task_table(data), "tasks") + summary_block(data, ("glue",), "glue-significance")
                          + "</div>")
     return [
@@ -379,11 +420,15 @@ def subtitle(config: dict[str, Any], data: ReportData) -> str:
 
 def build_report(paths: dict[str, str | os.PathLike | None], html_path: str | os.PathLike,
                  figures_dir: str | os.PathLike, config: dict[str, Any] | None = None,
-                 models: dict[str, str] | None = None, settings: dict[str, Any] | None = None) -> list[str]:
-    """Write the report page and its figures; returns the notes about missing pieces."""
+                 models: dict[str, str] | None = None, settings: dict[str, Any] | None = None,
+                 train_data: list[str | os.PathLike] | None = None) -> list[str]:
+    """Write the report page and its figures; returns the notes about missing pieces. ``train_data``: the
+    tasks' ``train.parquet`` files, whose row counts the data table shows."""
     settings = {**DEFAULT_SETTINGS, **(settings or {})}
     config = config or {}
-    data = load_report_data(paths, dict(models or {}))
+    data = load_report_data(paths, dict(models or {}), train_data)
+    data.baseline = next((name for name, entry in (config.get("models") or {}).items()
+                          if isinstance(entry, dict) and entry.get("family") == "transformer_pp"), None)
     style = Style(width=int(settings["width"]), height=int(settings["height"]), labels=data.labels)
     figures = render_figures(data, style, figures_dir)
     colours = dict(zip(style.domain, style.colours()))

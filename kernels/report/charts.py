@@ -13,8 +13,9 @@ from typing import Callable
 import altair as alt
 import pandas as pd
 
-from kernels.report.tables import (ReportData, aggregate_seeds, dominators, largest_common_point, pareto_flags,
-                                   per_model_mean, set_names, totals, with_labels)
+from kernels.report.tables import (INTERVAL_NAME, INTERVAL_SHORT, ReportData, aggregate_seeds, baseline_model,
+                                   crossover_lengths, dominators, largest_common_point, pareto_flags, per_model_mean,
+                                   set_names, totals, with_labels)
 
 # Tableau 10: distinguishable, colour-blind friendlier than the default ordinal schemes.
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -62,7 +63,8 @@ def _ci_tooltip(value_title: str, fmt: str = ".3f") -> list:
 
 
 def _bars_with_ci(frame: pd.DataFrame, style: Style, x: str, x_title: str, value_title: str, title: str,
-                  y_domain: tuple[float, float] | None = None, x_sort: list[str] | None = None) -> alt.LayerChart:
+                  y_domain: tuple[float, float] | None = None, x_sort: list[str] | None = None,
+                  extra_tooltip: list | None = None) -> alt.LayerChart:
     """Grouped bars (one per model within each ``x`` group), with a 95% CI whisker where one exists."""
     if "seeds" not in frame.columns:
         frame = frame.assign(seeds=pd.NA)
@@ -70,7 +72,7 @@ def _bars_with_ci(frame: pd.DataFrame, style: Style, x: str, x_title: str, value
         x=alt.X(f"{x}:N", title=x_title, sort=x_sort, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("label:N", sort=style.domain),
         opacity=style.highlight_opacity(),
-        tooltip=[alt.Tooltip(f"{x}:N", title=x_title)] + _ci_tooltip(value_title))
+        tooltip=[alt.Tooltip(f"{x}:N", title=x_title)] + _ci_tooltip(value_title) + (extra_tooltip or []))
     scale = alt.Scale(domain=list(y_domain)) if y_domain else alt.Scale()
     layers = [base.mark_bar().encode(y=alt.Y("value:Q", title=value_title, scale=scale), color=style.model_color())]
     if frame["ci_low"].notna().any():
@@ -86,7 +88,7 @@ def glue_accuracy(data: ReportData, style: Style) -> alt.Chart:
     # MNLI has two validation splits: name them, other tasks are just the task.
     frame["set"] = frame["task"].where(frame.groupby("task")["split"].transform("nunique") <= 1,
                                        frame["task"] + " " + frame["split"].astype(str))
-    return _bars_with_ci(frame, style, "set", "GLUE task", "accuracy", "GLUE validation accuracy (95% CI)",
+    return _bars_with_ci(frame, style, "set", "GLUE task", "accuracy", f"GLUE validation accuracy ({INTERVAL_SHORT})",
                          y_domain=(0.0, 1.0))
 
 
@@ -110,7 +112,7 @@ def glue_vs_advglue(data: ReportData, style: Style) -> alt.Chart:
     return alt.layer(rules, points, data=frame).properties(
         width=max(150, style.width * 2 // 5), height=max(90, 34 * len(style.domain))).facet(
         column=alt.Column("task:N", title="task")).properties(
-        title="Clean GLUE validation vs adversarial AdvGLUE accuracy (95% CI)")
+        title=f"Clean GLUE validation vs adversarial AdvGLUE accuracy ({INTERVAL_SHORT})")
 
 
 def advglue_levels(data: ReportData, style: Style) -> alt.Chart:
@@ -143,17 +145,18 @@ def advglue_levels(data: ReportData, style: Style) -> alt.Chart:
     return alt.layer(rules, points, data=frame).properties(
         width=max(180, style.width // 2), height=style.height).facet(
         column=alt.Column("set:N", title="AdvGLUE set")).properties(
-        title="AdvGLUE accuracy by perturbation level (95% CI)").resolve_scale(
+        title=f"AdvGLUE accuracy by perturbation level ({INTERVAL_SHORT})").resolve_scale(
         x="independent", xOffset="independent")  # each set shows only the levels it has
 
 
 def robustness_drop(data: ReportData, style: Style) -> alt.Chart:
-    frame = totals(data.get("metrics"), "robustness_drop", ("advglue", "glue", "advglue_original"))
+    frame = totals(data.get("metrics"), "robustness_drop", ("advglue",))
     if frame.empty:
-        return placeholder("no robustness_drop rows in metrics.csv (AdvGLUE not evaluated?)", style)
+        return placeholder("no paired robustness_drop rows in metrics.csv (no AdvGLUE item with a clean original?)",
+                           style)
     frame = with_labels(frame, style.labels)
-    return _bars_with_ci(frame, style, "task", "task", "accuracy drop (clean − adversarial)",
-                         "Robustness drop: accuracy lost under AdvGLUE attacks (95% CI)")
+    return _bars_with_ci(frame, style, "split", "AdvGLUE set", "accuracy drop (clean original − adversarial)",
+                         f"Robustness drop, paired: same items clean vs attacked ({INTERVAL_SHORT})")
 
 
 def attack_success_rate(data: ReportData, style: Style) -> alt.Chart:
@@ -162,9 +165,11 @@ def attack_success_rate(data: ReportData, style: Style) -> alt.Chart:
         return placeholder("no attack_success_rate rows in metrics.csv (no AdvGLUE item with a clean original?)",
                            style)
     frame = with_labels(frame, style.labels)
+    frame = frame.rename(columns={"n_max": "attacked", "skipped_max": "skipped"})
     return _bars_with_ci(frame, style, "split", "AdvGLUE set", "attack success rate",
-                         "Attack success rate: clean original right, adversarial version wrong (95% CI)",
-                         y_domain=(0.0, 1.0))
+                         f"Attack success rate over items whose clean original is right ({INTERVAL_SHORT})",
+                         y_domain=(0.0, 1.0), extra_tooltip=[alt.Tooltip("attacked:Q", title="items attacked"),
+                                                             alt.Tooltip("skipped:Q", title="skipped")])
 
 
 def advglue_scores(data: ReportData, style: Style) -> alt.Chart:
@@ -194,25 +199,53 @@ def _efficiency_rows(data: ReportData) -> pd.DataFrame | None:
 
 
 def _per_mode_lines(frame: pd.DataFrame, style: Style, y: str, y_title: str, y_log: bool,
-                    title: str | alt.TitleParams, extra_tooltip: list) -> alt.FacetChart:
+                    title: str | alt.TitleParams, extra_tooltip: list,
+                    marks: pd.DataFrame | None = None) -> alt.FacetChart:
+    """One panel per mode, a line per model (and batch size); ``marks`` (mode, label, seq_len, text) adds a
+    dashed vertical rule per row in the model's colour, e.g. where it becomes faster than the baseline."""
     frame = frame.copy()
     frame["batch"] = "batch " + frame["batch_size"].astype(str)
+    frame["kind"] = "point"
     y_scale = alt.Scale(type="log") if y_log else alt.Scale()
     # Dashes tell batch sizes apart; with a single batch size they would only add a useless legend.
     dashes = ({"strokeDash": alt.StrokeDash("batch:N", title="batch size")}
               if frame["batch_size"].nunique() > 1 else {})
-    chart = alt.Chart(frame).mark_line(point=True).encode(
-        x=alt.X("seq_len:Q", title="sequence length (tokens)", scale=alt.Scale(type="log", base=2),
-                axis=alt.Axis(values=sorted(frame["seq_len"].unique().tolist()))),
-        y=alt.Y(f"{y}:Q", title=y_title, scale=y_scale),
+    # Slanted labels: on a log2 axis the longest lengths (2,048, 4,096) would run into each other.
+    x = alt.X("seq_len:Q", title="sequence length (tokens)", scale=alt.Scale(type="log", base=2),
+              axis=alt.Axis(values=sorted(frame["seq_len"].unique().tolist()), labelAngle=-40))
+    lines = alt.Chart().mark_line(point=True).encode(
+        x=x, y=alt.Y(f"{y}:Q", title=y_title, scale=y_scale),
         color=style.model_color(), opacity=style.highlight_opacity(), **dashes,
         tooltip=[alt.Tooltip("label:N", title="model"), "mode:N", alt.Tooltip("batch_size:Q", title="batch size"),
                  alt.Tooltip("seq_len:Q", title="sequence length")] + extra_tooltip,
-    ).properties(width=max(180, style.width // 2 + 20), height=style.height)
+    ).transform_filter("datum.kind == 'point'")
+    layers = [lines]
+    if marks is not None and not marks.empty:
+        frame = pd.concat([frame, marks.assign(kind="mark")], ignore_index=True)
+        layers.append(alt.Chart().mark_rule(strokeDash=[5, 3], strokeWidth=2).encode(
+            x=x, color=style.model_color(), opacity=style.highlight_opacity(),
+            tooltip=[alt.Tooltip("text:N", title="crossover")]).transform_filter("datum.kind == 'mark'"))
+    chart = alt.layer(*layers, data=frame).properties(width=max(180, style.width // 2 + 20), height=style.height)
     modes = [m for m in MODE_ORDER if m in set(frame["mode"])]
     return chart.facet(column=alt.Column("mode:N", title=None, sort=modes,
                                          header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
                        title=title).resolve_scale(y="independent")
+
+
+def crossover_marks(data: ReportData, style: Style, quantity: str) -> pd.DataFrame:
+    """Rule positions for :func:`_per_mode_lines`: per mode, the length from which each model is ``quantity``
+    (faster / lighter) than the baseline at every longer profiled length."""
+    baseline = baseline_model(data)
+    found = crossover_lengths(data.get("efficiency"), baseline)
+    found = found[(found["quantity"] == quantity) & found["from_len"].notna()]
+    if found.empty:
+        return pd.DataFrame(columns=["mode", "label", "seq_len", "text"])
+    base_label = style.labels.get(baseline, baseline)
+    labels = found["model"].map(lambda m: style.labels.get(m, m))
+    return pd.DataFrame({
+        "mode": found["mode"].to_numpy(), "label": labels.to_numpy(), "seq_len": found["from_len"].to_numpy(),
+        "text": [f"{label} {quantity} than {base_label} from {int(length):,} tokens"
+                 for label, length in zip(labels, found["from_len"])]})
 
 
 def efficiency_scaling(data: ReportData, style: Style) -> alt.Chart:
@@ -222,10 +255,13 @@ def efficiency_scaling(data: ReportData, style: Style) -> alt.Chart:
     frame = with_labels(rows, style.labels)
     return _per_mode_lines(
         frame, style, "median_ms", "median latency (ms; decode: ms per token)", True,
-        "Latency vs sequence length (log-log): train step, prefill, decode per token",
+        alt.TitleParams("Latency vs sequence length (log-log): train step, prefill, decode per token",
+                        subtitle="dashed: from this length on the model is faster than the baseline at every "
+                                 "longer profiled length"),
         [alt.Tooltip("median_ms:Q", title="median ms", format=".2f"),
          alt.Tooltip("p10_ms:Q", title="p10 ms", format=".2f"), alt.Tooltip("p90_ms:Q", title="p90 ms", format=".2f"),
-         alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.0f")])
+         alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.0f")],
+        marks=crossover_marks(data, style, "faster"))
 
 
 def memory_scaling(data: ReportData, style: Style) -> alt.Chart:
@@ -234,8 +270,11 @@ def memory_scaling(data: ReportData, style: Style) -> alt.Chart:
         return placeholder("no peak memory measurements (efficiency.csv)", style)
     frame = with_labels(rows[rows["peak_mem_mb"].notna()], style.labels)
     return _per_mode_lines(frame, style, "peak_mem_mb", "peak memory growth (MiB)", False,
-                           "Peak memory growth vs sequence length",
-                           [alt.Tooltip("peak_mem_mb:Q", title="peak MiB", format=".1f")])
+                           alt.TitleParams("Peak memory growth vs sequence length",
+                                           subtitle="dashed: from this length on the model needs less memory than "
+                                                    "the baseline at every longer profiled length"),
+                           [alt.Tooltip("peak_mem_mb:Q", title="peak MiB", format=".1f")],
+                           marks=crossover_marks(data, style, "lighter"))
 
 
 def decode_state(data: ReportData, style: Style) -> alt.Chart:
@@ -353,32 +392,37 @@ class Figure:
 
 FIGURE_LIST = [
     Figure("glue_accuracy", "performance", "GLUE accuracy",
-           "Accuracy on each task's GLUE validation set. Error bars: the bootstrap 95% CI of one seed, or a "
-           "95% t-interval over seeds when there are several.", glue_accuracy),
+           f"Accuracy on each task's GLUE validation set. Error bars: {INTERVAL_NAME}.", glue_accuracy),
     Figure("glue_vs_advglue", "robustness", "Clean vs adversarial accuracy",
-           "Accuracy per model and task on the clean GLUE validation set and on AdvGLUE (95% CIs as above).",
+           f"Accuracy per model and task on the clean GLUE validation set and on AdvGLUE. Bars: {INTERVAL_NAME}.",
            glue_vs_advglue),
     Figure("advglue_scores", "robustness", "AdvGLUE official score",
            "The AdvGLUE benchmark score as the authors' evaluate.py computes it (mean over seeds), per task "
            "and overall.", advglue_scores),
     Figure("advglue_levels", "robustness", "AdvGLUE accuracy by perturbation level",
            "AdvGLUE accuracy per set and perturbation level: word-level attacks, sentence-level attacks, "
-           "human-crafted examples (not every set has each level), and all levels together (95% CIs; hover a "
-           "point for the item count).",
+           f"human-crafted examples (not every set has each level), and all levels together ({INTERVAL_NAME}; "
+           "hover a point for the item count).",
            advglue_levels),
     Figure("attack_success_rate", "robustness", "Attack success rate",
-           "Among the AdvGLUE items that have a clean original, the share whose original the model classifies "
-           "correctly and whose adversarial version it gets wrong (whole set, all levels; lower is more robust).",
+           "TextAttack's definition: among the AdvGLUE items whose clean original the model classifies correctly "
+           "(the attacked items; items whose original it gets wrong are skipped), the share whose adversarial "
+           f"version it gets wrong (whole set, all levels; lower is more robust; hover for the counts). {INTERVAL_NAME}.",
            attack_success_rate),
     Figure("robustness_drop", "robustness", "Robustness drop",
-           "Accuracy on the task's GLUE validation set minus accuracy on its AdvGLUE set, per model and task "
-           "(higher is less robust); the CI resamples both sets.", robustness_drop),
+           "Paired: accuracy on the clean originals minus accuracy on their adversarial versions, the same "
+           "word- and sentence-level items, per model and AdvGLUE set (higher is less robust). The unpaired drop "
+           f"(GLUE validation minus AdvGLUE) is in the robustness table. {INTERVAL_NAME}.", robustness_drop),
     Figure("efficiency_scaling", "efficiency", "Latency vs sequence length",
-           "Median latency per training step, per prefill, and per decoded token, over the profiled "
-           "sequence lengths (log-log; y axes independent per mode). Hover for p10/p90 and tokens/s.",
+           "Median latency per training step (the fine-tuning recipe), per prefill, and per decoded token (LM "
+           "head included), over the profiled sequence lengths (log-log; y axes independent per mode). A dashed "
+           "rule marks the length from which a model is faster than the Transformer++ at every longer length "
+           "(the crossover, stated per mode in the table below). Hover for p10/p90 and tokens/s.",
            efficiency_scaling),
     Figure("memory_scaling", "efficiency", "Peak memory vs sequence length",
-           "Peak memory growth of one training step / prefill / decode run over the model's resident memory.",
+           "Peak memory growth of one training step / prefill over the model's resident memory; decode: the "
+           "state carried between tokens plus the growth during the decode steps (the prefill's activations "
+           "excluded). A dashed rule marks where a model becomes lighter than the Transformer++ for good.",
            memory_scaling),
     Figure("mfu", "efficiency", "Model FLOPs utilisation",
            "Matrix-product FLOPs per token (analytic, kernels.profiling.flops; a training token counts 3x its "

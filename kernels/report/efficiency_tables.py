@@ -1,12 +1,13 @@
-"""Efficiency tables of the report: MFU per model and mode (from efficiency_slopes.csv) and the measured
-fine-tuning throughput per model and task (finetune_throughput.csv)."""
+"""Efficiency tables of the report: MFU per model and mode (from efficiency_slopes.csv), the measured
+fine-tuning throughput per model and task (finetune_throughput.csv), and the crossover: from which sequence
+length the linear-time models are faster and lighter than the Transformer++ (efficiency.csv)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from kernels.report.charts import MODE_ORDER, peak_description
-from kernels.report.tables import ReportData
+from kernels.report.tables import ReportData, baseline_model, crossover_lengths
 
 DASH = "–"
 
@@ -64,3 +65,60 @@ def throughput_table(data: ReportData) -> pd.DataFrame:
         row["Seeds"] = int(stats.loc[model, "seeds"].max())
         rows.append(row)
     return pd.DataFrame(rows).set_index("Model")
+
+
+def _crossover_cell(row: pd.Series | None, verb: str) -> str:
+    if row is None:
+        return DASH
+    if pd.isna(row["from_len"]):
+        return f"not {verb} up to {int(row['longest']):,}"
+    return f"from {int(row['from_len']):,}"
+
+
+def crossover_table(data: ReportData) -> pd.DataFrame:
+    """Per model other than the baseline (rows) and mode: the sequence length from which it is faster (median
+    latency) and lighter (peak memory) than the baseline at every longer profiled length, or "not ... up to"
+    the longest length both ran."""
+    baseline = baseline_model(data)
+    found = crossover_lengths(data.get("efficiency"), baseline)
+    if found.empty:
+        return pd.DataFrame()
+    base = data.labels.get(baseline, baseline)
+    modes = [m for m in MODE_ORDER if m in set(found["mode"])]
+    rows = []
+    for model in [m for m in data.labels if m in set(found["model"])]:
+        row = {"Model": data.labels[model]}
+        for mode in modes:
+            for quantity in ("faster", "lighter"):
+                match = found[(found["model"] == model) & (found["mode"] == mode) & (found["quantity"] == quantity)]
+                row[f"{mode}: {quantity} than {base}"] = _crossover_cell(
+                    match.iloc[0] if len(match) else None, quantity)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("Model")
+
+
+def crossover_statements(data: ReportData) -> list[str]:
+    """One sentence per mode: where (or whether) each linear-time model overtakes the baseline, e.g. "train:
+    GLA is faster than Transformer++ from 2,048 tokens and lighter from 512; ..."."""
+    baseline = baseline_model(data)
+    found = crossover_lengths(data.get("efficiency"), baseline)
+    if found.empty:
+        return []
+    base = data.labels.get(baseline, baseline)
+    sentences = []
+    for mode in [m for m in MODE_ORDER if m in set(found["mode"])]:
+        parts = []
+        for model in [m for m in data.labels if m in set(found["model"])]:
+            rows = found[(found["model"] == model) & (found["mode"] == mode)].set_index("quantity")
+            if rows.empty:
+                continue
+            clauses = []
+            for quantity in ("faster", "lighter"):
+                if quantity not in rows.index:
+                    continue
+                start, longest = rows.loc[quantity, "from_len"], int(rows.loc[quantity, "longest"])
+                clauses.append(f"{quantity} than {base} from {int(start):,} tokens" if pd.notna(start)
+                               else f"not {quantity} than {base} up to the longest length, {longest:,}")
+            parts.append(f"{data.labels.get(model, model)} is " + " and ".join(clauses))
+        sentences.append(f"{mode}: " + "; ".join(parts) + ".")
+    return sentences

@@ -1,5 +1,6 @@
-"""The per-model robustness table: official AdvGLUE score, accuracy per perturbation level with 95% CIs and
-item counts, attack success rate and robustness drop (issue 4's summary, one block of rows per model)."""
+"""The per-model robustness tables: official AdvGLUE score, accuracy per perturbation level with 95% CIs and
+item counts, attack success rate (over the items whose clean original is right, with the skipped count), the
+paired robustness drop (headline) and the unpaired one; and accuracy per attack method within its level."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 
 import pandas as pd
 
-from kernels.report.tables import BOUNDED_METRICS, ReportData, aggregate_seeds
+from kernels.report.tables import ReportData, aggregate_seeds
 
 LEVELS = ["all", "word", "sentence", "human"]
 LEVEL_NAMES = {"all": "all levels", "word": "word", "sentence": "sentence", "human": "human-crafted"}
@@ -32,17 +33,18 @@ def count_cell(n_min: float, n_max: float) -> str:
     return f"{int(n_min):,}–{int(n_max):,}"
 
 
-def level_metric(metrics: pd.DataFrame | None, metric: str, dataset: str = "advglue") -> pd.DataFrame:
-    """``metric`` of ``dataset`` per model, AdvGLUE set (split) and level (all methods), aggregated over seeds."""
-    keys = ["model", "task", "split", "level"]
+def level_metric(metrics: pd.DataFrame | None, metric: str, dataset: str = "advglue",
+                 by_method: bool = False) -> pd.DataFrame:
+    """``metric`` of ``dataset`` per model, AdvGLUE set (split) and level, aggregated over seeds: all methods
+    together, or with ``by_method`` one row per (level, method) cell."""
+    keys = ["model", "task", "split", "level"] + (["method"] if by_method else [])
     if metrics is None:
-        return pd.DataFrame(columns=keys + ["value", "ci_low", "ci_high", "std", "seeds", "n_min", "n_max"])
+        return aggregate_seeds(pd.DataFrame(columns=keys + ["seed", "value", "ci_low", "ci_high", "n"]), keys)
+    methods = metrics["method"].astype(str)
     rows = metrics[(metrics["dataset"] == dataset) & (metrics["metric"] == metric)
-                   & (metrics["method"].astype(str) == "all")]
-    frame = aggregate_seeds(rows.assign(level=rows["level"].astype(str), split=rows["split"].astype(str)), keys)
-    if metric in BOUNDED_METRICS:
-        frame[["ci_low", "ci_high"]] = frame[["ci_low", "ci_high"]].clip(0.0, 1.0)
-    return frame
+                   & ((methods != "all") & (metrics["level"].astype(str) != "all") if by_method else methods == "all")]
+    return aggregate_seeds(rows.assign(level=rows["level"].astype(str), split=rows["split"].astype(str),
+                                       method=rows["method"].astype(str)), keys)
 
 
 def _official_scores(scores: pd.DataFrame | None) -> pd.DataFrame:
@@ -61,11 +63,15 @@ def _lookup(frame: pd.DataFrame, key: dict) -> pd.Series | None:
     return rows.iloc[0] if len(rows) else None
 
 
-def _cells(row: pd.Series | None, title: str, count_title: str | None = None) -> dict[str, str]:
-    """The estimate cell under ``title`` and, with ``count_title``, its item count."""
+def _cells(row: pd.Series | None, title: str, count_title: str | None = None,
+           skipped_title: str | None = None) -> dict[str, str]:
+    """The estimate cell under ``title`` and, with ``count_title``, its item count (``skipped_title``: the
+    items left out of it, e.g. attacks skipped because the clean original was already wrong)."""
     cells = {title: DASH if row is None else estimate_cell(row["value"], row["ci_low"], row["ci_high"], row["std"])}
     if count_title:
         cells[count_title] = DASH if row is None else count_cell(row["n_min"], row["n_max"])
+    if skipped_title:
+        cells[skipped_title] = DASH if row is None else count_cell(row["skipped_min"], row["skipped_max"])
     return cells
 
 
@@ -78,21 +84,27 @@ def _score_cell(scores: pd.DataFrame, model: str, split: str, task: str) -> str:
     return estimate_cell(row["value"], float("nan"), float("nan"), row["std"])
 
 
+ACCURACY = "Accuracy [95% CI]"
+ASR = "Attack success rate [95% CI]"
+PAIRED_DROP = "Robustness drop, paired [95% CI]"
+UNPAIRED_DROP = "Drop vs GLUE validation, unpaired [95% CI]"
+
+
 def robustness_table(data: ReportData) -> pd.DataFrame:
     """Rows: model x AdvGLUE set x perturbation level. Columns: official score (whole-set rows), accuracy
-    [95% CI] with its item count, attack success rate [95% CI] with the items that have a clean original,
-    robustness drop [95% CI] and the number of seeds."""
+    [95% CI] with its item count, attack success rate [95% CI] with the items attacked (clean original right)
+    and skipped (clean original wrong), the paired robustness drop (clean originals minus their adversarial
+    versions, same items) with its item count, the unpaired drop (GLUE validation minus AdvGLUE) and the
+    number of seeds."""
     metrics = data.get("metrics")
     accuracy = level_metric(metrics, "accuracy")
     if accuracy.empty:
         return pd.DataFrame()
     success, drop = level_metric(metrics, "attack_success_rate"), level_metric(metrics, "robustness_drop")
+    unpaired = level_metric(metrics, "robustness_drop_unpaired")
     scores = _official_scores(data.get("scores"))
-    order = {name: i for i, name in enumerate(data.labels)}
-    sets = accuracy[["model", "task", "split"]].drop_duplicates()
-    sets = sets.sort_values(["model", "task", "split"], key=lambda c: c.map(order) if c.name == "model" else c)
     rows = []
-    for model, task, split in sets.itertuples(index=False):
+    for model, task, split in _sets(accuracy, data):
         levels = set(accuracy[(accuracy["model"] == model) & (accuracy["split"] == split)]["level"])
         for level in [lv for lv in LEVELS if lv in levels] + sorted(levels - set(LEVELS)):
             key = {"model": model, "task": task, "split": split, "level": level}
@@ -100,12 +112,40 @@ def robustness_table(data: ReportData) -> pd.DataFrame:
             row = {"Model": data.labels.get(model, model), "AdvGLUE set": split,
                    "Level": LEVEL_NAMES.get(level, level),
                    "Official score": _score_cell(scores, model, split, task) if level == "all" else ""}
-            row.update(_cells(found, "Accuracy [95% CI]", "Items"))
-            row.update(_cells(_lookup(success, key), "Attack success rate [95% CI]", "Items with an original"))
-            row.update(_cells(_lookup(drop, key), "Robustness drop [95% CI]"))
+            row.update(_cells(found, ACCURACY, "Items"))
+            row.update(_cells(_lookup(success, key), ASR, "Attacked (original right)", "Skipped (original wrong)"))
+            row.update(_cells(_lookup(drop, key), PAIRED_DROP, "Paired items"))
+            row.update(_cells(_lookup(unpaired, key), UNPAIRED_DROP))
             row["Seeds"] = str(int(found["seeds"])) if found is not None and not math.isnan(found["seeds"]) else DASH
             rows.append(row)
     return blank_repeats(pd.DataFrame(rows), ["Model", "AdvGLUE set"])
+
+
+def _sets(frame: pd.DataFrame, data: ReportData) -> list[tuple]:
+    """(model, task, AdvGLUE set) in the models' display order."""
+    order = {name: i for i, name in enumerate(data.labels)}
+    sets = frame[["model", "task", "split"]].drop_duplicates()
+    sets = sets.sort_values(["model", "task", "split"], key=lambda c: c.map(order) if c.name == "model" else c)
+    return list(sets.itertuples(index=False, name=None))
+
+
+def method_table(data: ReportData) -> pd.DataFrame:
+    """AdvGLUE accuracy per model, set, level and attack method (a method only within its level: CheckList and
+    StressTest occur at both sentence and human level), with item counts."""
+    cells = level_metric(data.get("metrics"), "accuracy", by_method=True)
+    if cells.empty:
+        return pd.DataFrame()
+    level_rank = {name: i for i, name in enumerate(LEVELS)}
+    rows = []
+    for model, task, split in _sets(cells, data):
+        block = cells[(cells["model"] == model) & (cells["split"] == split)]
+        block = block.sort_values(["level", "method"], key=lambda c: c.map(level_rank) if c.name == "level" else c)
+        for found in block.itertuples(index=False):
+            row = {"Model": data.labels.get(model, model), "AdvGLUE set": split,
+                   "Level": LEVEL_NAMES.get(found.level, found.level), "Method": found.method}
+            row.update(_cells(pd.Series(found._asdict()), ACCURACY, "Items"))
+            rows.append(row)
+    return blank_repeats(pd.DataFrame(rows), ["Model", "AdvGLUE set", "Level"])
 
 
 def blank_repeats(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

@@ -56,15 +56,24 @@ def _items(metrics: pd.DataFrame | None, dataset: str) -> pd.Series:
                                     for (_, split), n in per_split.items()))
 
 
+def training_cell(count: int | None, cap: int | None) -> str:
+    """The training examples used (e.g. RTE's 2,490 under a 16,000 cap); a count at the cap is a seeded subset.
+    Without the count (training data not given) only the cap is known, and the cell says so."""
+    if count is None:
+        return f"not known (cap {cap:,})" if cap else "not known (no cap)"
+    return f"{count:,}" + (" (seeded subset)" if cap and count >= cap else "")
+
+
 def data_table(data: ReportData, config: dict[str, Any]) -> pd.DataFrame:
-    """One row per configured (or evaluated) task: training cap, GLUE validation and AdvGLUE item counts."""
+    """One row per configured (or evaluated) task: training examples used, GLUE validation and AdvGLUE item
+    counts."""
     metrics = data.get("metrics")
     tasks = list(config.get("tasks") or [])
     if metrics is not None:
         tasks += [t for t in metrics["task"].unique() if t not in tasks]
     glue, advglue = _items(metrics, "glue"), _items(metrics, "advglue")
     cap = (config.get("data") or {}).get("max_train_examples")
-    rows = [{"Task": task, "Training examples": f"≤ {cap:,}" if cap else "all",
+    rows = [{"Task": task, "Training examples": training_cell(data.train_counts.get(task), cap),
              "GLUE validation items": glue.get(task, "not evaluated"),
              "AdvGLUE items": advglue.get(task, "not evaluated")} for task in tasks]
     return pd.DataFrame(rows, columns=["Task", "Training examples", "GLUE validation items", "AdvGLUE items"])

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 TABLE_COLUMNS = {
     "metrics": ["model", "task", "seed", "dataset", "split", "level", "method", "metric", "value", "ci_low",
@@ -35,6 +34,10 @@ class ReportData:
     tables: dict[str, pd.DataFrame | None]
     labels: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    # task -> training examples used (rows of results/data/glue/{task}/train.parquet), where known
+    train_counts: dict[str, int] = field(default_factory=dict)
+    # the model the efficiency crossover compares against (the Transformer++), see baseline_model
+    baseline: str | None = None
 
     def get(self, name: str) -> pd.DataFrame | None:
         return self.tables.get(name)
@@ -81,42 +84,48 @@ def with_labels(frame: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     return frame
 
 
-def _seed_interval(values: pd.Series, ci_low: pd.Series, ci_high: pd.Series) -> tuple[float, float, float]:
-    """Mean over seeds; with one seed its own (bootstrap) CI, with several a 95% t-interval over seeds."""
-    values = values.astype(float)
-    mean = float(values.mean())
-    if len(values) == 1:
-        return mean, float(ci_low.iloc[0]), float(ci_high.iloc[0])
-    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-    return mean, mean - half, mean + half
+# The one interval every estimate of the report carries, named in every caption that shows one.
+INTERVAL_NAME = "95% CI: two-level percentile bootstrap, seeds then items (one seed: items only)"
+INTERVAL_SHORT = "95% CI, bootstrap over seeds then items"
+
+
+def _seed_interval(group: pd.DataFrame) -> tuple[float, float]:
+    """The 95% interval of the mean over seeds: metrics.csv's two-level bootstrap (``ci_*_over_seeds``); for
+    tables without those columns, a single seed's own (item-bootstrap) interval, and none for several seeds
+    (never an interval of another kind)."""
+    if "ci_low_over_seeds" in group.columns:
+        return float(group["ci_low_over_seeds"].iloc[0]), float(group["ci_high_over_seeds"].iloc[0])
+    if len(group) == 1:
+        return float(group["ci_low"].iloc[0]), float(group["ci_high"].iloc[0])
+    return float("nan"), float("nan")
 
 
 def aggregate_seeds(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per ``keys``: mean over seeds with its 95% interval (see :func:`_seed_interval`), the standard
     deviation over seeds (NaN for one seed), the number of seeds and, where the rows have ``n``, the
-    smallest and largest item count over seeds."""
+    smallest and largest item count over seeds (and ``skipped`` likewise, where the rows have it)."""
     rows = []
     for key, group in frame.groupby(keys, sort=False, dropna=False):
-        mean, low, high = _seed_interval(group["value"], group["ci_low"], group["ci_high"])
-        spread = float(group["value"].astype(float).std(ddof=1)) if len(group) > 1 else float("nan")
+        values = pd.to_numeric(group["value"], errors="coerce")
+        low, high = _seed_interval(group)
+        spread = float(values.std(ddof=1)) if len(group) > 1 else float("nan")
         counts = group["n"].astype(float) if "n" in group.columns else pd.Series([float("nan")])
-        rows.append(dict(zip(keys, key), value=mean, ci_low=low, ci_high=high, std=spread,
-                         seeds=group["seed"].nunique(), n_min=counts.min(), n_max=counts.max()))
-    return pd.DataFrame(rows, columns=keys + ["value", "ci_low", "ci_high", "std", "seeds", "n_min", "n_max"])
+        skipped = group["skipped"].astype(float) if "skipped" in group.columns else pd.Series([float("nan")])
+        rows.append(dict(zip(keys, key), value=float(values.mean()), ci_low=low, ci_high=high, std=spread,
+                         seeds=group["seed"].nunique(), n_min=counts.min(), n_max=counts.max(),
+                         skipped_min=skipped.min(), skipped_max=skipped.max()))
+    return pd.DataFrame(rows, columns=keys + ["value", "ci_low", "ci_high", "std", "seeds", "n_min", "n_max",
+                                              "skipped_min", "skipped_max"])
 
 
 def totals(metrics: pd.DataFrame | None, metric: str, datasets: tuple[str, ...]) -> pd.DataFrame:
     """Rows of ``metric`` over whole sets (level and method ``all``) of ``datasets``, averaged over seeds."""
     if metrics is None:
         return pd.DataFrame(columns=["model", "task", "dataset", "split", "value", "ci_low", "ci_high", "std",
-                                     "seeds", "n_min", "n_max"])
+                                     "seeds", "n_min", "n_max", "skipped_min", "skipped_max"])
     rows = metrics[(metrics["metric"] == metric) & metrics["dataset"].isin(datasets)
                    & (metrics["level"].astype(str) == "all") & (metrics["method"].astype(str) == "all")]
-    frame = aggregate_seeds(rows, ["model", "task", "dataset", "split"])
-    if metric in BOUNDED_METRICS:
-        # A t-interval over few seeds can leave [0, 1]; these metrics cannot.
-        frame[["ci_low", "ci_high"]] = frame[["ci_low", "ci_high"]].clip(0.0, 1.0)
-    return frame
+    return aggregate_seeds(rows, ["model", "task", "dataset", "split"])
 
 
 def set_names(frame: pd.DataFrame) -> pd.Series:
@@ -128,8 +137,12 @@ def set_names(frame: pd.DataFrame) -> pd.Series:
 
 
 def per_model_mean(frame: pd.DataFrame) -> pd.Series:
-    """Mean over tasks (and splits) of each model's value."""
-    return frame.groupby("model")["value"].mean()
+    """Each model's mean over tasks, every task weighted once as in the official AdvGLUE score: a task with
+    several sets (MNLI matched and mismatched, AdvGLUE mnli and mnli-mm) counts as the mean of its sets."""
+    if frame.empty:
+        return pd.Series(dtype=float)
+    per_task = frame.groupby(["model", "task"])["value"].mean()
+    return per_task.groupby(level="model").mean()
 
 
 def largest_common_point(efficiency: pd.DataFrame | None, mode: str) -> pd.DataFrame:
@@ -168,3 +181,71 @@ def dominators(points: pd.DataFrame, objectives: list[str]) -> pd.Series:
         dominating = np.all(values >= row, axis=1) & np.any(values > row, axis=1)
         beaten_by.append([points.index[j] for j in np.flatnonzero(dominating)])
     return pd.Series(beaten_by, index=points.index)
+
+
+def train_counts(paths: list[str | os.PathLike] | None) -> dict[str, int]:
+    """Training examples per task from ``results/data/glue/{task}/train.parquet`` files (their row counts, read
+    from the parquet metadata without loading the data)."""
+    import pyarrow.parquet as pq
+
+    counts = {}
+    for path in paths or []:
+        path = Path(path)
+        if path.name != "train.parquet":
+            raise ValueError(f"{path}: expected a results/data/glue/{{task}}/train.parquet file")
+        counts[path.parent.name] = int(pq.read_metadata(path).num_rows)
+    return counts
+
+
+def baseline_model(data: ReportData) -> str | None:
+    """The model the linear-time models are compared with: ``data.baseline`` (the config's transformer_pp
+    family), else a model named ``transformer_pp``, else None."""
+    efficiency = data.get("efficiency")
+    names = set(efficiency["model"]) if efficiency is not None else set()
+    for name in (data.baseline, "transformer_pp"):
+        if name is not None and name in names:
+            return name
+    return None
+
+
+# What "faster" and "lighter" compare: median latency and peak memory of the same point.
+CROSSOVER_QUANTITIES = {"faster": "median_ms", "lighter": "peak_mem_mb"}
+CROSSOVER_COLUMNS = ["mode", "model", "quantity", "from_len", "longest", "batch_size"]
+
+
+def _beats(row: pd.Series | None, base: pd.Series | None, column: str) -> bool:
+    """``row`` is better (lower ``column``) than ``base`` at one length. A point the baseline could not run
+    (out of memory) is won by a model that ran it; a point the model could not run is lost."""
+    ran = lambda r: r is not None and r.get("status", "ok") == "ok" and pd.notna(r[column])  # noqa: E731
+    if not ran(row):
+        return False
+    return (not ran(base)) or float(row[column]) < float(base[column])
+
+
+def crossover_lengths(efficiency: pd.DataFrame | None, baseline: str | None) -> pd.DataFrame:
+    """Per mode, model (other than ``baseline``) and quantity (faster: median latency, lighter: peak memory):
+    ``from_len``, the shortest profiled length from which the model beats the baseline at every longer length
+    both attempted (NaN when it does not beat it at the longest), and ``longest``, that longest length.
+    Smallest batch size."""
+    if efficiency is None or baseline is None or baseline not in set(efficiency["model"]):
+        return pd.DataFrame(columns=CROSSOVER_COLUMNS)
+    rows = efficiency[efficiency["batch_size"] == efficiency["batch_size"].min()]
+    out = []
+    for mode, in_mode in rows.groupby("mode", sort=False):
+        base = {int(r["seq_len"]): r for _, r in in_mode[in_mode["model"] == baseline].iterrows()}
+        for model, own in in_mode[in_mode["model"] != baseline].groupby("model", sort=False):
+            points = {int(r["seq_len"]): r for _, r in own.iterrows()}
+            lengths = sorted(set(points) & set(base))
+            if not lengths:
+                continue
+            for quantity, column in CROSSOVER_QUANTITIES.items():
+                if column not in in_mode.columns:
+                    continue
+                start = float("nan")
+                for length in reversed(lengths):
+                    if not _beats(points[length], base[length], column):
+                        break
+                    start = length
+                out.append({"mode": mode, "model": model, "quantity": quantity, "from_len": start,
+                            "longest": lengths[-1], "batch_size": int(rows["batch_size"].min())})
+    return pd.DataFrame(out, columns=CROSSOVER_COLUMNS)

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kernels.tokenization import encode_for_classification
+
 REQUIRED_COLUMNS = ("text_a", "label")
 
 
@@ -55,8 +57,9 @@ def encode_examples(tokenizer, frame: pd.DataFrame, max_length: int, source: str
                     require_label: bool = True) -> EncodedExamples:
     """Tokenise single sentences or pairs (``text_b`` null means single), truncated, unpadded.
 
-    Pairs go through the tokenizer's own pair template (``A </s> B </s>`` for ours) so that
-    evaluation sees exactly what training saw.
+    Every tokenizer gets the same input template (``[BOS] A </s>``, ``[BOS] A </s> B </s>``; see
+    ``kernels.tokenization``), so that the pooled token is always the final ``</s>`` and evaluation
+    sees exactly what training saw.
     """
     check_columns(frame, source, require_label)
     text_a = frame["text_a"].astype(str).tolist()
@@ -67,16 +70,15 @@ def encode_examples(tokenizer, frame: pd.DataFrame, max_length: int, source: str
     ids: list[list[int] | None] = [None] * len(text_a)
     singles = [i for i, b in enumerate(text_b) if b is None]
     pairs = [i for i, b in enumerate(text_b) if b is not None]
-    common = dict(truncation=True, max_length=max_length, padding=False,
-                  return_attention_mask=False, return_token_type_ids=False)
     if singles:
-        out = tokenizer([text_a[i] for i in singles], **common)["input_ids"]
+        out = encode_for_classification(tokenizer, [text_a[i] for i in singles], None, max_length)
         for i, row in zip(singles, out):
-            ids[i] = list(row)
+            ids[i] = row
     if pairs:
-        out = tokenizer([text_a[i] for i in pairs], [text_b[i] for i in pairs], **common)["input_ids"]
+        out = encode_for_classification(tokenizer, [text_a[i] for i in pairs], [text_b[i] for i in pairs],
+                                        max_length)
         for i, row in zip(pairs, out):
-            ids[i] = list(row)
+            ids[i] = row
     empty = [i for i, row in enumerate(ids) if not row]
     if empty:
         raise ValueError(f"{source}: row {empty[0]} encodes to zero tokens")

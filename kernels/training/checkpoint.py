@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,10 +118,8 @@ def load_checkpoint(checkpoint_dir: str | Path, model, optimizer, scheduler,
         return None
     latest = json.loads(pointer.read_text(encoding="utf-8"))
     if latest.get("fingerprint") != fingerprint:
-        raise ValueError(
-            f"{pointer}: checkpoint was written for a different training setup "
-            f"(fingerprint {latest.get('fingerprint')!r}, this run {fingerprint!r}); "
-            "delete the checkpoint directory to start over")
+        set_aside(root, latest.get("fingerprint"), fingerprint)
+        return None
     folder = root / latest["dir"]
     safetensors.torch.load_model(model, str(folder / WEIGHTS), strict=True)  # raises on any mismatch
     payload = torch.load(folder / STATE, weights_only=True, map_location="cpu")
@@ -135,5 +134,26 @@ def load_checkpoint(checkpoint_dir: str | Path, model, optimizer, scheduler,
                          window_steps=int(window_steps), window_tokens=int(window_tokens))
 
 
-def remove_checkpoint(checkpoint_dir: str | Path) -> None:
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+def set_aside(root: Path, old: str | None, new: str) -> Path:
+    """Move a checkpoint of another training setup (changed data, hyper-parameters or model) out of the
+    way, with a warning that says where it went: the run starts over without a manual step, and nothing
+    is deleted that the user may still want."""
+    target = root.with_name(f"{root.name}.stale-{old or 'unknown'}")
+    if target.exists():
+        shutil.rmtree(target)
+    root.rename(target)
+    print(f"warning: {root} holds a checkpoint of a different training setup (fingerprint {old!r}, this run "
+          f"{new!r}); moved it to {target} and training starts from step 0", file=sys.stderr)
+    return target
+
+
+def remove_checkpoint(checkpoint_dir: str | Path, prune_parents: int = 0) -> None:
+    """Delete a run's checkpoint directory, then up to ``prune_parents`` of its parents that it leaves
+    empty (the workflow's ``results/checkpoints/{model}/{task}``), so no empty folders are left behind."""
+    root = Path(checkpoint_dir)
+    shutil.rmtree(root, ignore_errors=True)
+    for parent in list(root.parents)[:prune_parents]:
+        try:
+            parent.rmdir()  # only succeeds when empty: a sibling run's checkpoint keeps its parents
+        except OSError:
+            break

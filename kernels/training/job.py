@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from kernels.training.loop import FinetuneHyperparams, FinetuneResult, finetune
+from kernels.training.loop import FinetuneHyperparams, FinetuneResult, finetune, resolve_device
 
 
 def load_job_tokenizer(tokenizer_file: str | Path | None, pretrained: str | None, revision: str | None):
@@ -44,12 +44,35 @@ def finetune_job(*, train_path: str | Path, tokenizer_file: str | Path | None, m
                  family: str, arch: dict[str, Any] | None, pretrained: str | None, revision: str | None,
                  hp: dict[str, Any], num_labels: int, checkpoint_dir: str | Path, seed: int,
                  threads: int | None = None, stop_after_steps: int | None = None,
-                 progress: bool = True, allow_pickle: bool = False) -> FinetuneResult:
-    hyper = FinetuneHyperparams.from_dict({**hp, "seed": int(seed)}, source="finetune settings (hp)")
+                 progress: bool = True, allow_pickle: bool = False, require_fla: bool = False,
+                 checkpoint_prune_parents: int = 0) -> FinetuneResult:
+    """Fine-tune and write the model dir, with ``finetune_info.json`` recording which kernels ran and, for
+    a pretrained backbone, what the checkpoint provided (every backbone tensor; only the head is new)."""
+    import sys
+
+    from kernels.ops.backend import kernel_provenance
+    from kernels.ops.backend import require_fla as check_fla
+
+    settings = dict(hp)
+    save_dtype = settings.pop("save_dtype", "auto")  # an output setting, not a training hyper-parameter
+    hyper = FinetuneHyperparams.from_dict({**settings, "seed": int(seed)}, source="finetune settings (hp)")
+    device = resolve_device(hyper.device)
+    if require_fla:
+        check_fla(device)  # before any data or weights are read: fail in seconds, not hours
     frame = pd.read_parquet(train_path)
     tokenizer = load_job_tokenizer(tokenizer_file, pretrained, revision)
     model = make_classifier(family, arch, pretrained, revision, tokenizer, int(num_labels), int(seed),
                             allow_pickle=allow_pickle)
+    info = {"family": family, "pretrained": pretrained, "revision": revision,
+            "provenance": kernel_provenance(device),
+            "checkpoint": getattr(model, "checkpoint_loading_info", None)}
+    if info["checkpoint"] is not None:
+        loaded = info["checkpoint"]
+        print(f"checkpoint {loaded['source']}: loaded {loaded['loaded_tensors']} backbone tensors "
+              f"({loaded['loaded_parameters']:,} parameters); newly initialised: {loaded['new_tensors']}; "
+              f"unused checkpoint keys: {loaded['unused_checkpoint_keys']}", file=sys.stderr)
+    print(f"kernels: {info['provenance']}", file=sys.stderr)
     return finetune(model, tokenizer, frame, hyper, model_dir=model_dir, checkpoint_dir=checkpoint_dir,
                     threads=threads, stop_after_steps=stop_after_steps, progress=progress,
-                    source=str(train_path))
+                    source=str(train_path), save_dtype=save_dtype, info=info,
+                    checkpoint_prune_parents=checkpoint_prune_parents)

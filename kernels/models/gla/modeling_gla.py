@@ -13,13 +13,14 @@ The decode state (``past_state``) is a list with one fp32 ``[batch, heads, K, V]
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.activations import ACT2FN
 
+from kernels.models.arch_rules import raise_structural_errors
 from kernels.models.common import (BackboneMixin, CausalLMMixin, FamilyPreTrainedModel,
                                    SequenceClassifierMixin, mark_residual_output, padding_keep_mask)
 from kernels.models.gla.configuration_gla import GLAConfig
@@ -33,14 +34,7 @@ def _check_supported(config: GLAConfig) -> None:
     for field, (value, default) in unsupported.items():
         if value != default:
             raise NotImplementedError(f"GLAConfig.{field}={value!r} is not implemented here (only {default!r})")
-    key_dim, value_dim = config.hidden_size * config.expand_k, config.hidden_size * config.expand_v
-    for name, dim in (("hidden_size * expand_k", key_dim), ("hidden_size * expand_v", value_dim)):
-        if not math.isclose(dim, round(dim)) or round(dim) % config.num_heads:
-            raise ValueError(f"GLAConfig: {name} = {dim} must be an integer divisible by num_heads "
-                             f"{config.num_heads}")
-    kv_heads = config.num_kv_heads or config.num_heads
-    if config.num_heads % kv_heads:
-        raise ValueError(f"GLAConfig: num_heads {config.num_heads} is not divisible by num_kv_heads {kv_heads}")
+    raise_structural_errors("gla", config)
 
 
 class GatedLinearAttention(nn.Module):
@@ -114,7 +108,7 @@ class GatedLinearAttention(nn.Module):
         return o
 
 
-class GLABlock(nn.Module):
+class GLABlock(GradientCheckpointingLayer):  # recomputed in backward when checkpointing is on
     def __init__(self, config: GLAConfig, layer_idx: int):
         super().__init__()
         self.attn_norm = RMSNorm(config.hidden_size, eps=config.norm_eps)

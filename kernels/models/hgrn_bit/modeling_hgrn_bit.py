@@ -27,12 +27,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
+from kernels.models.arch_rules import raise_structural_errors
 from kernels.models.common import (BackboneMixin, CausalLMMixin, FamilyPreTrainedModel,
                                    SequenceClassifierMixin, mark_residual_output, padding_keep_mask)
 from kernels.models.hgrn_bit.configuration_hgrn_bit import HGRNBitConfig
 from kernels.modules import RMSNorm, intermediate_size_for
-from kernels.ops.bitlinear import BitLinear
+from kernels.ops.bitlinear import BitLinear, autocast_dtype, wide_float
 from kernels.ops.hgrn import chunk_hgrn, fused_recurrent_hgrn
 
 # The layer's own initialisation in mmfreelm (xavier_uniform with this gain for its projections).
@@ -42,11 +44,7 @@ ATTENTION_INIT_GAIN = 2 ** -2.5
 def _check_supported(config: HGRNBitConfig) -> None:
     if config.use_short_conv:
         raise NotImplementedError("HGRNBitConfig.use_short_conv=True is not implemented here")
-    heads = config.num_heads or 1
-    input_dim = int(config.hidden_size * (config.expand_ratio or 1))
-    if config.hidden_size % heads or input_dim % heads:
-        raise ValueError(f"HGRNBitConfig: hidden_size {config.hidden_size} (expanded {input_dim}) is not "
-                         f"divisible by num_heads {heads}")
+    raise_structural_errors("mmfree", config)
     if config.hidden_act not in ("swish", "silu"):
         raise NotImplementedError(f"HGRNBitConfig.hidden_act={config.hidden_act!r}: only 'swish' (as upstream)")
 
@@ -69,22 +67,87 @@ class HGRNBitAttention(nn.Module):
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 past: torch.Tensor | None = None, use_cache: bool = False,
                 lower_bound: torch.Tensor | None = None):
-        f_logits = self.f_proj(x).float()
-        if lower_bound is not None and self.layer_idx > 0:
-            forget = lower_bound.float() + (1 - lower_bound.float()) * torch.sigmoid(f_logits)
-            log_forget = torch.log(forget)
+        bound = lower_bound if self.layer_idx > 0 else None
+        f_logits = self.f_proj(x)
+        i_logits = self.i_proj(x)
+        if autocast_dtype(x) is not None:
+            # mixed precision: the gates' fp32 intermediates are recomputed in backward, not kept
+            keep = padding_keep_mask(attention_mask, x.new_empty((), dtype=torch.float32))
+            inputs, log_forget = _MLGRUGates.apply(i_logits, f_logits, bound, keep)
         else:
-            forget = torch.sigmoid(f_logits)
-            log_forget = F.logsigmoid(f_logits)  # exact log f without log(0) for very negative logits
-        inputs = F.silu(self.i_proj(x).float()) * (1 - forget)
-        keep = padding_keep_mask(attention_mask, inputs)
-        if keep is not None:
-            inputs, log_forget = inputs * keep, log_forget * keep
+            inputs, log_forget = mlgru_gates(i_logits, f_logits, bound, attention_mask)
         # Single decode steps use the step kernel; sequences the chunked scan (same math).
         kernel = fused_recurrent_hgrn if x.shape[1] == 1 else chunk_hgrn
         h, state = kernel(inputs, log_forget, initial_state=past, output_final_state=use_cache)
-        o = self.g_norm(self.g_proj(x)) * F.silu(h.to(x.dtype))
+        gate = self.g_norm(self.g_proj(x))
+        # in the gate's dtype (the autocast dtype in mixed precision): o_proj quantises o to 8 bits anyway
+        o = gate * F.silu(h.to(gate.dtype))
         return self.o_proj(o), state
+
+
+def mlgru_gates(i_logits: torch.Tensor, f_logits: torch.Tensor, lower_bound: torch.Tensor | None,
+                attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recurrence's inputs ``silu(i) (1 - f)`` and log forget gate ``log f`` in fp32, zero at padding."""
+    inputs, log_forget = _gates_fp32(i_logits, f_logits, lower_bound)
+    keep = padding_keep_mask(attention_mask, inputs)
+    if keep is not None:
+        inputs, log_forget = inputs * keep, log_forget * keep
+    return inputs, log_forget
+
+
+class _MLGRUGates(torch.autograd.Function):
+    """``mlgru_gates`` keeping only its low-precision logits for backward (autocast training).
+
+    Autograd through ``mlgru_gates`` keeps about eight fp32 tensors of the layer's width per token
+    (upcast logits, sigmoid, forget gate, silu input and output, 1 - f, the pre-mask products); this
+    keeps the two bf16 projections and recomputes the gates in fp32 in backward, with the same formulas.
+    """
+
+    @staticmethod
+    def forward(ctx, i_logits, f_logits, lower_bound, keep):
+        with torch.autocast(i_logits.device.type, enabled=False):
+            inputs, log_forget = _gates_fp32(i_logits, f_logits, lower_bound)
+            if keep is not None:
+                inputs, log_forget = inputs * keep, log_forget * keep
+        ctx.save_for_backward(i_logits, f_logits, lower_bound, keep)
+        return inputs, log_forget
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_inputs, d_log_forget):
+        i_logits, f_logits, lower_bound, keep = ctx.saved_tensors
+        i32, f32 = wide_float(i_logits), wide_float(f_logits)
+        d_inputs = torch.zeros_like(i32) if d_inputs is None else wide_float(d_inputs)
+        d_log_forget = torch.zeros_like(f32) if d_log_forget is None else wide_float(d_log_forget)
+        if keep is not None:
+            d_inputs, d_log_forget = d_inputs * keep, d_log_forget * keep
+        sig_f, sig_i = torch.sigmoid(f32), torch.sigmoid(i32)
+        silu_i = i32 * sig_i
+        if lower_bound is not None:
+            bound = wide_float(lower_bound)
+            forget = bound + (1 - bound) * sig_f
+            d_forget = d_log_forget / forget - d_inputs * silu_i
+            d_f = d_forget * (1 - bound) * sig_f * (1 - sig_f)
+            d_bound = (d_forget * (1 - sig_f)).reshape(-1, bound.shape[-1]).sum(0).reshape(bound.shape)
+            d_bound = d_bound.to(lower_bound.dtype)
+        else:
+            forget = sig_f
+            d_f = d_log_forget * (1 - sig_f) - d_inputs * silu_i * sig_f * (1 - sig_f)
+            d_bound = None
+        d_i = d_inputs * (1 - forget) * sig_i * (1 + i32 * (1 - sig_i))
+        return d_i.to(i_logits.dtype), d_f.to(f_logits.dtype), d_bound, None
+
+
+def _gates_fp32(i_logits, f_logits, lower_bound):
+    """``f = sigmoid(f_logits)`` raised by the lower bound, ``(silu(i) (1 - f), log f)`` in fp32."""
+    f32 = wide_float(f_logits)
+    if lower_bound is not None:
+        forget = wide_float(lower_bound) + (1 - wide_float(lower_bound)) * torch.sigmoid(f32)
+        log_forget = torch.log(forget)
+    else:
+        forget = torch.sigmoid(f32)
+        log_forget = F.logsigmoid(f32)  # exact log f without log(0) for very negative logits
+    return F.silu(wide_float(i_logits)) * (1 - forget), log_forget
 
 
 class HGRNBitMLP(nn.Module):
@@ -100,7 +163,7 @@ class HGRNBitMLP(nn.Module):
         return self.down_proj(F.silu(gate) * y)
 
 
-class HGRNBitBlock(nn.Module):
+class HGRNBitBlock(GradientCheckpointingLayer):  # recomputed in backward when checkpointing is on
     def __init__(self, config: HGRNBitConfig, layer_idx: int):
         super().__init__()
         self.attn_norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)

@@ -4,6 +4,8 @@ Attention runs through ``torch.nn.functional.scaled_dot_product_attention`` with
 there is padding, a key-padding mask. Padding must be on the right; positions are 0..T-1 for every row.
 The decode cache (``past_state``) is a list with one ``(key, value)`` pair per layer, each
 ``[batch, time, kv_heads, head_dim]``, after rotary; cached keys are always treated as real tokens.
+Instead of that growing list, ``past_state`` may be a preallocated static cache
+(:func:`kernels.models.transformer.cache.static_cache`), filled in place.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.activations import ACT2FN
 
+from kernels.models.arch_rules import raise_structural_errors
 from kernels.models.common import (BackboneMixin, CausalLMMixin, FamilyPreTrainedModel,
                                    SequenceClassifierMixin, mark_residual_output)
+from kernels.models.transformer.cache import StaticLayerCache, cache_length
 from kernels.models.transformer.configuration_transformer import TransformerConfig
 from kernels.modules import RMSNorm, RotaryEmbedding, apply_rotary, intermediate_size_for
 
@@ -22,13 +27,7 @@ from kernels.modules import RMSNorm, RotaryEmbedding, apply_rotary, intermediate
 def _unsupported(config: TransformerConfig) -> None:
     if config.attnres_block_size is not None:
         raise NotImplementedError("TransformerConfig.attnres_block_size (attention residuals) is not implemented")
-    if config.hidden_size % config.num_heads:
-        raise ValueError(f"TransformerConfig: hidden_size {config.hidden_size} is not divisible by "
-                         f"num_heads {config.num_heads}")
-    kv_heads = config.num_kv_heads or config.num_heads
-    if config.num_heads % kv_heads:
-        raise ValueError(f"TransformerConfig: num_heads {config.num_heads} is not divisible by "
-                         f"num_kv_heads {kv_heads}")
+    raise_structural_errors("transformer_pp", config)
 
 
 class TransformerMLP(nn.Module):
@@ -93,13 +92,15 @@ class TransformerAttention(nn.Module):
         v = self.v_proj(x).view(batch, seq_len, self.num_kv_heads, self.head_dim)
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
-        offset = 0 if past is None else past[0].shape[1]
+        offset = 0 if past is None else cache_length(past)
         cos, sin = self.rotary(seq_len, offset=offset, device=x.device)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        if past is not None:
+        if isinstance(past, StaticLayerCache):  # preallocated: written in place, no copy of the cache per token
+            k, v = past.update(k, v)
+        elif past is not None:
             k = torch.cat([past[0].to(k.dtype), k], dim=1)
             v = torch.cat([past[1].to(v.dtype), v], dim=1)
-        new_state = (k, v) if use_cache else None
+        new_state = (past if isinstance(past, StaticLayerCache) else (k, v)) if use_cache else None
         o = self._attend(q, k, v, offset, attention_mask)
         return self.o_proj(o.reshape(batch, seq_len, -1)), new_state
 
@@ -119,7 +120,7 @@ class TransformerAttention(nn.Module):
         return o.transpose(1, 2)
 
 
-class TransformerBlock(nn.Module):
+class TransformerBlock(GradientCheckpointingLayer):  # recomputed in backward when checkpointing is on
     def __init__(self, config: TransformerConfig, layer_idx: int):
         super().__init__()
         self.attn_norm = RMSNorm(config.hidden_size, eps=config.norm_eps)

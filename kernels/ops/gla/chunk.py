@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from ..backend import use_fla
-from ..dtypes import compute_dtype
+from ..dtypes import autocast_off, compute_dtype
 from ..fastmath import LOG2E
 from .utils import check_gla_args, resolve_scale
 
@@ -80,7 +80,8 @@ def chunk_gla(
     scale = resolve_scale(scale, K)
     if use_fla(q, k, v, g, initial_state):
         return _fla_chunk_gla(q, k, v, g, scale, initial_state, output_final_state)
-    return chunk_gla_torch(q, k, v, g, scale, initial_state, output_final_state)
+    with autocast_off(q.device):
+        return chunk_gla_torch(q, k, v, g, scale, initial_state, output_final_state)
 
 
 def default_chunk_size(T: int) -> int:

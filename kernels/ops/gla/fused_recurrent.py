@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..backend import use_fla
-from ..dtypes import compute_dtype
+from ..dtypes import autocast_off, compute_dtype
 from ..fastmath import exp_base2
 from .utils import check_gla_args, resolve_scale
 
@@ -32,7 +32,8 @@ def fused_recurrent_gla(
     scale = resolve_scale(scale, K)
     if use_fla(q, k, v, g, initial_state):
         return _fla_fused_recurrent_gla(q, k, v, g, scale, initial_state, output_final_state)
-    return fused_recurrent_gla_torch(q, k, v, g, scale, initial_state, output_final_state)
+    with autocast_off(q.device):
+        return fused_recurrent_gla_torch(q, k, v, g, scale, initial_state, output_final_state)
 
 
 def fused_recurrent_gla_torch(q, k, v, g, scale, initial_state, output_final_state):

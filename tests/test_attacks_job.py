@@ -1,0 +1,106 @@
+"""The attack stage's jobs (kernels.attacks.job, what rules/attack.smk runs) on a saved tiny model: the
+contract's files and fields, resuming from an interrupted run, and the trigger transfer table."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from kernels.attacks.job import attack_job, transfer_job, trigger_job
+from kernels.attacks.recipes import AttackSettings
+from kernels.attacks.runner import LINE_FIELDS
+from kernels.models import build_classifier
+from kernels.tokenization import save_tokenizer, train_tokenizer
+from test_training_support import sentiment_frame
+
+torch.set_num_threads(1)
+SUMMARY_FIELDS = ("successful", "failed", "skipped", "original_accuracy", "accuracy_under_attack",
+                  "attack_success_rate", "avg_perturbed_word_pct", "avg_queries", "query_budget", "seconds",
+                  "queries_per_second", "accuracy_under_attack_vs_budget")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("attack_job")
+    frame = sentiment_frame(40, seed=5)
+    tokenizer = train_tokenizer(list(sentiment_frame()["text_a"]), vocab_size=400, min_frequency=1)
+    model_dirs = {}
+    for name, seed in (("a", 1), ("b", 2)):
+        model = build_classifier("gla", {"hidden_size": 32, "num_hidden_layers": 1, "num_heads": 2},
+                                 vocab_size=len(tokenizer), num_labels=2, pad_token_id=tokenizer.pad_token_id,
+                                 seed=seed)
+        with torch.no_grad():  # a sharper head, so that predictions differ between inputs
+            model.score.weight.mul_(50)
+        model.save_pretrained(root / name)
+        save_tokenizer(tokenizer, root / name)
+        model_dirs[name] = root / name
+    split = root / "validation.parquet"
+    frame.to_parquet(split)
+    return root, model_dirs, split
+
+
+def run_job(setup, recipe="deepwordbug", examples=8, out="out"):
+    root, dirs, split = setup
+    return attack_job(model_dir=dirs["a"], family="gla", split_path=split, recipe=recipe,
+                      settings=AttackSettings(query_budget=50), examples=examples, example_seed=3, seed=4,
+                      jsonl_path=root / out / f"{recipe}.jsonl", summary_path=root / out / f"{recipe}.json",
+                      max_length=64, bootstrap_samples=20)
+
+
+def test_attack_job_writes_the_contracts_files(setup):
+    root = setup[0]
+    summary = run_job(setup)
+    written = json.loads((root / "out/deepwordbug.json").read_text())
+    assert written == summary and all(field in written for field in SUMMARY_FIELDS)
+    lines = [json.loads(x) for x in (root / "out/deepwordbug.jsonl").read_text().splitlines()]
+    assert len(lines) == 8 and all(set(LINE_FIELDS) <= set(line) for line in lines)
+    assert written["successful"] + written["failed"] + written["skipped"] == 8
+    assert not (root / "out/deepwordbug.jsonl.part").exists()
+    assert max(line["queries"] for line in lines) <= 50 == written["query_budget"]
+
+
+def test_interrupted_job_resumes_and_other_settings_start_over(setup, capsys):
+    from kernels.attacks.job import attack_stamp, read_split
+    from kernels.attacks.runner import select_examples
+
+    root, dirs, split = setup
+    first = run_job(setup, out="resume")
+    final = root / "resume/deepwordbug.jsonl"
+    lines = final.read_text().splitlines(keepends=True)
+    final.unlink()
+    part, meta = root / "resume/deepwordbug.jsonl.part", root / "resume/deepwordbug.jsonl.part.meta.json"
+    frame = select_examples(read_split(split), 8, 3)
+    stamp = attack_stamp("deepwordbug", AttackSettings(query_budget=50), 4, frame, 64, "float32", dirs["a"])
+    # killed after three examples and in the middle of the fourth line
+    part.write_text("".join(lines[:3]) + lines[3][:20])
+    meta.write_text(json.dumps({"fingerprint": stamp}))
+    capsys.readouterr()
+    again = run_job(setup, out="resume")
+    assert "resuming deepwordbug after 3 of 8 examples" in capsys.readouterr().out
+    strip = lambda s: {k: v for k, v in s.items() if k not in ("seconds", "queries_per_second")}  # noqa: E731
+    assert strip(again) == strip(first)
+    assert [strip(json.loads(x)) for x in final.read_text().splitlines()] == [strip(json.loads(x)) for x in lines]
+    # a progress file of other settings (another seed's stamp) is not resumed
+    part.write_text("".join(lines[:3]))
+    meta.write_text(json.dumps({"fingerprint": "another"}))
+    run_job(setup, out="resume")
+    assert "resuming" not in capsys.readouterr().out
+
+
+def test_triggers_and_transfer_table(setup):
+    root, dirs, split = setup
+    for name in dirs:
+        result = trigger_job(model_dir=dirs[name], family="gla", task="sst2", split_path=split, examples=8,
+                             search_examples=8, example_seed=3, seed=4, out_path=root / f"trig_{name}.json",
+                             max_length=64, length=2, steps=1, candidates=4, beam=1)
+        assert [t["target"] for t in result["triggers"]] == [0, 1]
+        assert all(len(t["words"]) == 2 and t["loss"] <= t["loss_history"][0] for t in result["triggers"])
+    table = transfer_job(triggers={n: root / f"trig_{n}.json" for n in dirs},
+                         victims={n: (dirs[n], "gla") for n in dirs}, split_path=split, examples=8, example_seed=3,
+                         out_path=root / "transfer.csv", max_length=64)
+    assert len(table) == 2 * 2 * 2  # sources x targets x victims
+    assert set(pd.read_csv(root / "transfer.csv")["victim_model"]) == {"a", "b"}
+    assert ((table["target_rate_triggered"] >= 0) & (table["target_rate_triggered"] <= 1)).all()

@@ -1,0 +1,95 @@
+"""The report's "Fresh attacks" section (kernels.report.attacks) on attack files in the contract's layout."""
+
+from __future__ import annotations
+
+import json
+
+import altair as alt
+import pandas as pd
+import pytest
+
+from kernels.attacks.runner import summarize
+from kernels.evaluation.significance import mcnemar_exact
+from kernels.report.attacks import (ATTACK_FIGURES, attack_charts, attack_section_html, fresh_vs_advglue,
+                                    paired_tests, read_attack_results, summary_table, transfer_matrix)
+
+LABELS = {"transformer_pp": "Transformer++", "gla": "GLA"}
+
+
+def write_run(root, model, statuses, recipe="deepwordbug", task="sst2"):
+    lines = [{"idx": i, "status": s, "words_changed": int(s == "successful"), "num_words": 5, "queries": 10,
+              "cache_hits": 2, "first_success_query": 5 if s == "successful" else None}
+             for i, s in enumerate(statuses)]
+    out = root / "attacks" / model / task / "seed0"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{recipe}.jsonl").write_text("".join(json.dumps(ln) + "\n" for ln in lines))
+    summary = summarize(lines, query_budget=50, seconds=1.0, bootstrap_samples=50, bootstrap_seed=0)
+    (out / f"{recipe}.json").write_text(json.dumps(summary))
+    return out / f"{recipe}.json"
+
+
+@pytest.fixture()
+def data(tmp_path):
+    a = write_run(tmp_path, "transformer_pp", ["failed"] * 6 + ["successful"] * 2 + ["skipped"] * 2)
+    b = write_run(tmp_path, "gla", ["successful"] * 6 + ["failed"] * 1 + ["successful"] + ["skipped"] * 2)
+    transfer = tmp_path / "attacks" / "transfer" / "sst2" / "seed0"
+    transfer.mkdir(parents=True)
+    pd.DataFrame([{"source_model": s, "victim_model": v, "target": t, "trigger": f"w{t}", "n": 4, "n_correct": 3,
+                   "accuracy_clean": 0.7, "accuracy_triggered": 0.5, "target_rate_clean": 0.2,
+                   "target_rate_triggered": 0.5, "attack_success_rate": 0.25 * (t + 1)}
+                  for s in LABELS for v in LABELS for t in (0, 1)]).to_csv(transfer / "universal_triggers.csv",
+                                                                         index=False)
+    return read_attack_results([a, b], [transfer / "universal_triggers.csv"])
+
+
+def test_summary_and_paired_tests_use_the_same_examples(data):
+    table = summary_table(data, LABELS)
+    assert list(table["model"]) == ["Transformer++", "GLA"]  # the configured order
+    tpp = table[table["model"] == "Transformer++"].iloc[0]
+    assert tpp["attacked / skipped"] == "8 / 2" and tpp["accuracy under attack"].startswith("0.600")
+    tests = paired_tests(data, LABELS)
+    row = tests.iloc[0]
+    # examples 0-5: Transformer++ robust, GLA not; 6: GLA robust only; 7: neither; 8-9 skipped by both
+    assert (row["model A"], row["only A robust"], row["only B robust"], row["n"]) == ("Transformer++", 6, 1, 10)
+    assert row["p"] == pytest.approx(mcnemar_exact(6, 1)) and row["p (Holm)"] == pytest.approx(row["p"])
+
+
+def test_transfer_matrix_and_advglue_comparison(data):
+    matrix = transfer_matrix(data, LABELS)
+    assert len(matrix) == 4 and matrix["attack_success_rate"].tolist() == [0.375] * 4
+    metrics = pd.DataFrame([{"model": m, "task": "sst2", "seed": 0, "dataset": "advglue", "split": "sst2",
+                             "level": "all", "method": "all", "metric": "accuracy", "value": v, "ci_low": 0,
+                             "ci_high": 1} for m, v in (("transformer_pp", 0.4), ("gla", 0.3))])
+    both = fresh_vs_advglue(data, metrics).set_index("model")
+    assert both.loc["gla", "advglue_accuracy"] == 0.3 and both.loc["transformer_pp", "accuracy_under_attack"] == 0.6
+
+
+def test_every_chart_is_valid_vega_lite_and_the_section_renders(data):
+    color = alt.Color("label:N")
+    charts = attack_charts(data, None, LABELS, color, 300, 200)
+    assert set(charts) == {f.name for f in ATTACK_FIGURES}
+    for chart in charts.values():
+        assert "$schema" in chart.to_dict()
+    body = attack_section_html(data, LABELS)
+    assert "attack-summary" in body and "straight-through" in body and "not available offline" in body
+
+
+def test_missing_results_become_placeholders():
+    empty = read_attack_results([], [])
+    charts = attack_charts(empty, None, LABELS, alt.Color("label:N"), 300, 200)
+    assert all("No " in json.dumps(c.to_dict()) for c in charts.values())
+    assert summary_table(empty, LABELS).empty and paired_tests(empty, LABELS).empty
+
+
+def test_section_writes_every_figure_with_the_shared_highlight(data, tmp_path):
+    from kernels.report.attacks import FIGURE_NAMES, attack_section
+    from kernels.report.charts import HIGHLIGHT, Style
+
+    summaries = sorted((tmp_path / "attacks").glob("*/sst2/seed0/deepwordbug.json"))
+    transfer = [tmp_path / "attacks/transfer/sst2/seed0/universal_triggers.csv"]
+    out = tmp_path / "figures"
+    body = attack_section(summaries, transfer, None, Style(300, 200, LABELS), out)
+    for name in FIGURE_NAMES:
+        assert (out / f"{name}.svg").read_text().startswith("<svg") and (out / f"{name}.png").stat().st_size > 0
+        assert f'id="spec-{name}"' in body
+    assert f'"name": "{HIGHLIGHT}"' in body
