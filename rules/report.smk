@@ -1,6 +1,7 @@
 # The report: one self-contained HTML page with Altair charts, every chart also as SVG and PNG.
 
 FIGURES = report_figure_names()
+ATTACK_FIGURES = attack_figure_names()
 
 
 rule build_report:
@@ -12,6 +13,9 @@ rule build_report:
         slopes="results/tables/efficiency_slopes.csv",
         significance="results/tables/pairwise_significance.csv",
         train_data=[glue_split_path(task, "train") for task in TASK_LIST],
+        attack_summaries=attack_result_files("summaries"),
+        attack_lines=attack_result_files("lines"),
+        attack_transfer=attack_result_files("transfer"),
         code=kernel_sources("report"),
     output:
         html=report(
@@ -25,6 +29,16 @@ rule build_report:
                 labels={"figure": name, "format": ext},
             )
             for name in FIGURES
+            for ext in ("svg", "png")
+        ],
+        attack_figures=[
+            report(
+                f"results/report/figures/{name}.{ext}",
+                caption="report/figure.rst",
+                category="Figures",
+                labels={"figure": name, "format": ext},
+            )
+            for name in ATTACK_FIGURES
             for ext in ("svg", "png")
         ],
     log:

@@ -93,3 +93,20 @@ def test_section_writes_every_figure_with_the_shared_highlight(data, tmp_path):
         assert (out / f"{name}.svg").read_text().startswith("<svg") and (out / f"{name}.png").stat().st_size > 0
         assert f'id="spec-{name}"' in body
     assert f'"name": "{HIGHLIGHT}"' in body
+
+
+def test_report_page_has_the_fresh_attacks_section_after_robustness(data, tmp_path):
+    from kernels.report import FIGURES, build_report
+    from kernels.report.attacks import FIGURE_NAMES
+
+    summaries = sorted((tmp_path / "attacks").glob("*/sst2/seed0/deepwordbug.json"))
+    transfer = [tmp_path / "attacks/transfer/sst2/seed0/universal_triggers.csv"]
+    html_path, figures = tmp_path / "report/index.html", tmp_path / "report/figures"
+    build_report({}, html_path, figures, models=LABELS, attacks={"summaries": summaries, "transfer": transfer})
+    page = html_path.read_text(encoding="utf-8")
+    assert page.index('id="robustness"') < page.index('id="attacks"') < page.index('id="significance"')
+    assert all((figures / f"{name}.svg").exists() for name in [*FIGURES, *FIGURE_NAMES])
+    assert "Fresh attacks" in page and "attack-significance" in page
+    # without the attack stage (attacks=None) the page has no such section
+    build_report({}, html_path, figures, models=LABELS)
+    assert 'id="attacks"' not in html_path.read_text(encoding="utf-8")

@@ -9,7 +9,7 @@ import pytest
 
 from kernels.training import FinetuneHyperparams, finetune
 from kernels.training.checkpoint import remove_checkpoint
-from test_training_support import make_tokenizer, sentiment_frame, tiny_llama
+from test_training_support import finetune_hp, make_tokenizer, sentiment_frame, tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +18,7 @@ def tokenizer():
 
 
 def small_hp(**overrides) -> FinetuneHyperparams:
-    values = dict(epochs=2, batch_size=16, lr=3e-3, warmup_ratio=0.1, max_length=32, bucket_batches=4,
-                  checkpoint_every=2, log_every=1, seed=0)
-    values.update(overrides)
-    return FinetuneHyperparams(**values)
+    return finetune_hp(**{"max_length": 32, "checkpoint_every": 2, "log_every": 1, **overrides})
 
 
 def test_checkpoint_of_another_setup_is_set_aside_and_training_starts_over(tokenizer, tmp_path, capsys):

@@ -16,11 +16,9 @@ import datasets
 import pytest
 
 from kernels.data import (
-    ADVGLUE_HUB_CONFIGS,
     ADVGLUE_SETS,
     DataValidationError,
     TASKS,
-    advglue_task,
     fetch_annotations,
     prepare_advglue,
     prepare_glue,
@@ -30,6 +28,7 @@ from kernels.data import (
     read_hub_glue,
     read_normalised,
 )
+from kernels.rehearsal.hub import hf_features, write_advglue_repo, write_hf_split, write_readme
 
 BUNDLED = Path(__file__).resolve().parents[1] / "resources" / "data"
 
@@ -41,27 +40,6 @@ def isolated_datasets_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-def _write_readme(root: Path, configs: dict[str, list[str]]) -> None:
-    lines = ["---", "configs:"]
-    for config, splits in configs.items():
-        lines += [f"- config_name: {config}", "  data_files:"]
-        for split in splits:
-            lines += [f"  - split: {split}", f"    path: {config}/{split}-*"]
-    (root / "README.md").write_text("\n".join(lines + ["---", ""]), encoding="utf-8")
-
-
-def _hf_features(fields, label_names) -> datasets.Features:
-    features = {field: datasets.Value("string") for field in fields}
-    features["label"] = datasets.ClassLabel(names=list(label_names))
-    features["idx"] = datasets.Value("int32")
-    return datasets.Features(features)
-
-
-def _write_hf_split(root: Path, config: str, split: str, rows: dict, features) -> None:
-    (root / config).mkdir(parents=True, exist_ok=True)
-    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(root / config / f"{split}-00000-of-00001.parquet"))
-
-
 @pytest.fixture()
 def glue_hub_dir(tmp_path) -> Path:
     """RTE: HF's own parquet files (bundled copies). SST-2 validation: written in HF's schema."""
@@ -71,8 +49,8 @@ def glue_hub_dir(tmp_path) -> Path:
         shutil.copy(path, root / "rte" / path.name)
     sst2 = read_bundled_glue(BUNDLED, "sst2", "validation")
     rows = {"sentence": sst2["text_a"].tolist(), "label": sst2["label"].tolist(), "idx": sst2["idx"].tolist()}
-    _write_hf_split(root, "sst2", "validation", rows, _hf_features(["sentence"], TASKS["sst2"].label_names))
-    _write_readme(root, {"rte": ["train", "validation"], "sst2": ["validation"]})
+    write_hf_split(root, "sst2", "validation", rows, hf_features(["sentence"], TASKS["sst2"].label_names))
+    write_readme(root, {"rte": ["train", "validation"], "sst2": ["validation"]})
     return root
 
 
@@ -104,8 +82,8 @@ def test_prepare_glue_from_hub_source(glue_hub_dir, tmp_path):
 def test_hub_label_names_must_match_task(tmp_path):
     root = tmp_path / "bad_hub"
     rows = {"sentence": ["good film "], "label": [1], "idx": [0]}
-    _write_hf_split(root, "sst2", "validation", rows, _hf_features(["sentence"], ["positive", "negative"]))
-    _write_readme(root, {"sst2": ["validation"]})
+    write_hf_split(root, "sst2", "validation", rows, hf_features(["sentence"], ["positive", "negative"]))
+    write_readme(root, {"sst2": ["validation"]})
     with pytest.raises(DataValidationError, match=r"sst2/validation.*'label' has names \['positive', 'negative'\]"):
         read_hub_glue(str(root), "sst2", "validation")
 
@@ -113,15 +91,7 @@ def test_hub_label_names_must_match_task(tmp_path):
 @pytest.fixture()
 def advglue_hub_dir(tmp_path) -> Path:
     """AdvGLUE in the layout of AI-Secure/adv_glue, written from the official dev.json."""
-    root = tmp_path / "adv_hub"
-    dev = json.loads((BUNDLED / "advglue" / "dev.json").read_text(encoding="utf-8"))
-    for name in ADVGLUE_SETS:
-        spec = advglue_task(name)
-        columns = spec.text_fields + ("label", "idx")
-        rows = {column: [item[column] for item in dev[name]] for column in columns}
-        _write_hf_split(root, ADVGLUE_HUB_CONFIGS[name], "validation", rows, _hf_features(spec.text_fields, spec.label_names))
-    _write_readme(root, {config: ["validation"] for config in ADVGLUE_HUB_CONFIGS.values()})
-    return root
+    return write_advglue_repo(tmp_path / "adv_hub", BUNDLED)
 
 
 def test_hub_advglue_equals_bundled_reader(advglue_hub_dir, tmp_path):

@@ -31,7 +31,7 @@ LOCATION_AND_SIZE_KEYS = {
     "finetune.device", "finetune.threads", "evaluate.threads", "kernels.require_fla",
     "profile.seq_lens", "profile.batch_sizes", "profile.decode_tokens", "profile.warmup", "profile.min_repeats",
     "profile.time_budget_s", "profile.device", "profile.threads",
-    "attack.examples", "attack.query_budget", "attack.bootstrap_samples", "attack.threads", "attack.device",
+    "attack.tasks", "attack.examples", "attack.query_budget", "attack.bootstrap_samples", "attack.threads", "attack.device",
     "attack.trigger.steps", "attack.trigger.candidates", "attack.trigger.beam", "attack.trigger.search_examples",
 }
 

@@ -295,7 +295,7 @@ def test_hub_column_mapping_of_tasks_without_bundled_training_data(task, tmp_pat
     import datasets
 
     from kernels.data import TASKS, read_bundled_glue, read_hub_glue
-    from kernels.rehearsal.hub import write_hf_split, write_readme
+    from kernels.rehearsal.hub import hf_features, write_hf_split, write_readme
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
     spec = TASKS[task]
@@ -311,7 +311,7 @@ def test_hub_column_mapping_of_tasks_without_bundled_training_data(task, tmp_pat
                   "validation_mismatched": _hub_rows_from_advglue("mnli", "mnli-mm")}
     root = tmp_path / "glue"
     for split, rows in splits.items():
-        write_hf_split(root, task, split, rows, spec)
+        write_hf_split(root, task, split, rows, hf_features(spec.text_fields, spec.label_names))
     write_readme(root, {task: list(splits)})
     for split, rows in splits.items():
         frame = read_hub_glue(str(root), task, split)

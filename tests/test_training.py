@@ -13,7 +13,7 @@ import torch
 from kernels.training import (FinetuneHyperparams, encode_examples, finetune, pad_batch, parameter_groups,
                               plan_batches)
 from kernels.training.loop import LOG_COLUMNS, total_steps_for
-from test_training_support import make_tokenizer, sentiment_frame, entailment_frame, tiny_llama
+from test_training_support import entailment_frame, finetune_hp, make_tokenizer, sentiment_frame, tiny_llama
 
 torch.set_num_threads(1)
 
@@ -23,11 +23,7 @@ def tokenizer():
     return make_tokenizer()
 
 
-def small_hp(**overrides) -> FinetuneHyperparams:
-    values = dict(epochs=2, batch_size=16, lr=3e-3, weight_decay=0.01, warmup_ratio=0.1, max_grad_norm=1.0,
-                  max_length=48, bucket_batches=4, checkpoint_every=5, log_every=4, seed=0)
-    values.update(overrides)
-    return FinetuneHyperparams(**values)
+small_hp = finetune_hp
 
 
 def weights(model) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ from kernels.models import build_classifier
 from kernels.training import FinetuneHyperparams, train_classifier
 from kernels.training.batching import EncodedExamples, pad_batch
 from kernels.training.loop import optimizer_step, parameter_groups, split_batch
+from test_training_support import finetune_hp
 
 torch.set_num_threads(1)
 
@@ -36,10 +37,8 @@ def batch_of(examples: EncodedExamples) -> dict[str, torch.Tensor]:
 
 
 def hparams(**overrides) -> FinetuneHyperparams:
-    values = dict(epochs=1, batch_size=12, lr=3e-3, weight_decay=0.01, warmup_ratio=0.1, max_grad_norm=1.0,
-                  max_length=32, bucket_batches=2, checkpoint_every=3, log_every=2, seed=0)
-    values.update(overrides)
-    return FinetuneHyperparams(**values)
+    values = dict(epochs=1, batch_size=12, max_length=32, bucket_batches=2, checkpoint_every=3, log_every=2)
+    return finetune_hp(**{**values, **overrides})
 
 
 def state(model) -> dict[str, torch.Tensor]:

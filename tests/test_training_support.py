@@ -65,3 +65,13 @@ def tiny_llama(tokenizer, num_labels: int = 2, seed: int = 0):
                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
                       num_labels=num_labels, pad_token_id=tokenizer.pad_token_id)
     return LlamaForSequenceClassification(cfg)
+
+
+def finetune_hp(**overrides):
+    """Hyper-parameters of the training tests: small and fast, overridden by ``overrides``."""
+    from kernels.training import FinetuneHyperparams
+
+    values = dict(epochs=2, batch_size=16, lr=3e-3, weight_decay=0.01, warmup_ratio=0.1, max_grad_norm=1.0,
+                  max_length=48, bucket_batches=4, checkpoint_every=5, log_every=4, seed=0)
+    values.update(overrides)
+    return FinetuneHyperparams(**values)

@@ -32,23 +32,24 @@ def write_readme(root: Path, configs: dict[str, list[str]]) -> None:
     (root / "README.md").write_text("\n".join(lines + ["---", ""]), encoding="utf-8")
 
 
-def hf_features(spec: TaskSpec):
+def hf_features(text_fields, label_names):
     """The features of a GLUE / AdvGLUE config on the hub: text fields, ClassLabel ``label``, int32 ``idx``."""
     import datasets
 
-    features = {field: datasets.Value("string") for field in spec.text_fields}
-    features["label"] = datasets.ClassLabel(names=list(spec.label_names))
+    features = {field: datasets.Value("string") for field in text_fields}
+    features["label"] = datasets.ClassLabel(names=list(label_names))
     features["idx"] = datasets.Value("int32")
     return datasets.Features(features)
 
 
-def write_hf_split(root: Path, config: str, split: str, rows: dict, spec: TaskSpec) -> Path:
+def write_hf_split(root: Path, config: str, split: str, rows: dict, features) -> Path:
+    """One split of one config as a hub parquet file, written by ``datasets`` with ``features``."""
     import datasets
 
     datasets.disable_progress_bars()
     target = root / config / f"{split}-{SHARD}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
-    datasets.Dataset.from_dict(rows, features=hf_features(spec)).to_parquet(str(target))
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(target))
     return target
 
 
@@ -75,7 +76,8 @@ def write_glue_repo(root: str | Path, bundled_dir: str | Path, tasks=("sst2", "r
                 shutil.copyfile(path, root / task / path.name)
         else:
             for split in ("train", "validation"):
-                write_hf_split(root, task, split, glue_rows(read_bundled_glue(bundled_dir, task, split), spec), spec)
+                rows = glue_rows(read_bundled_glue(bundled_dir, task, split), spec)
+                write_hf_split(root, task, split, rows, hf_features(spec.text_fields, spec.label_names))
         configs[task] = ["train", "validation"]
     write_readme(root, configs)
     return root
@@ -90,7 +92,8 @@ def write_advglue_repo(root: str | Path, bundled_dir: str | Path) -> Path:
         spec = advglue_task(name)
         columns = spec.text_fields + ("label", "idx")
         rows = {column: [item[column] for item in dev[name]] for column in columns}
-        write_hf_split(root, ADVGLUE_HUB_CONFIGS[name], "validation", rows, spec)
+        write_hf_split(root, ADVGLUE_HUB_CONFIGS[name], "validation", rows,
+                       hf_features(spec.text_fields, spec.label_names))
     write_readme(root, {ADVGLUE_HUB_CONFIGS[name]: ["validation"] for name in ADVGLUE_SETS})
     return root
 

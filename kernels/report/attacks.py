@@ -287,8 +287,8 @@ class AttackFigure:
 
 ATTACK_FIGURES = [
     AttackFigure("attack_accuracy", "Accuracy under fresh attacks",
-                 "TextAttack's accuracy under attack (examples still classified correctly after the attack, over all "
-                 "attacked examples, skipped ones included) per recipe and model; bars: 95% CI, bootstrap over examples."),
+                 "TextAttack's accuracy under attack: the share of all examples (skipped ones included) still classified "
+                 "correctly after the attack, per recipe and model; bars: 95% CI, bootstrap over examples."),
     AttackFigure("attack_asr_queries", "Attack success rate and queries",
                  "Attack success rate (successful / (successful + failed)) against the average number of queries "
                  "(every candidate scored counts, cache hits included), per model and recipe; hover for the CI."),

@@ -16,6 +16,7 @@ import vl_convert
 import yaml
 
 from kernels.io import atomic_path, write_text
+from kernels.report.attacks import attack_section
 from kernels.report.charts import FIGURE_LIST, Figure, Style, build_figure, tradeoff_points
 from kernels.profiling.slopes import RELIABLE_MAX_SE, RELIABLE_MIN_POINTS, is_reliable
 from kernels.report.efficiency_tables import (crossover_statements, crossover_table, mfu_peak, mfu_table,
@@ -421,9 +422,11 @@ def subtitle(config: dict[str, Any], data: ReportData) -> str:
 def build_report(paths: dict[str, str | os.PathLike | None], html_path: str | os.PathLike,
                  figures_dir: str | os.PathLike, config: dict[str, Any] | None = None,
                  models: dict[str, str] | None = None, settings: dict[str, Any] | None = None,
-                 train_data: list[str | os.PathLike] | None = None) -> list[str]:
+                 train_data: list[str | os.PathLike] | None = None,
+                 attacks: dict[str, list] | None = None) -> list[str]:
     """Write the report page and its figures; returns the notes about missing pieces. ``train_data``: the
-    tasks' ``train.parquet`` files, whose row counts the data table shows."""
+    tasks' ``train.parquet`` files, whose row counts the data table shows; ``attacks``: the attack stage's
+    ``summaries`` ({recipe}.json, each beside its .jsonl) and ``transfer`` tables (kernels.report.attacks)."""
     settings = {**DEFAULT_SETTINGS, **(settings or {})}
     config = config or {}
     data = load_report_data(paths, dict(models or {}), train_data)
@@ -431,7 +434,13 @@ def build_report(paths: dict[str, str | os.PathLike | None], html_path: str | os
                           if isinstance(entry, dict) and entry.get("family") == "transformer_pp"), None)
     style = Style(width=int(settings["width"]), height=int(settings["height"]), labels=data.labels)
     figures = render_figures(data, style, figures_dir)
+    sections = report_sections(data, config, figures)
+    if attacks is not None:  # the workflow's attack stage ran (its charts: kernels.report.attacks.FIGURE_NAMES)
+        fresh = Section("attacks", "Fresh attacks", attack_section(attacks.get("summaries", []),
+                                                                    attacks.get("transfer", []), data.get("metrics"),
+                                                                    style, figures_dir))
+        sections.insert(next((i + 1 for i, s in enumerate(sections) if s.id == "robustness"), len(sections)), fresh)
     colours = dict(zip(style.domain, style.colours()))
     write_text(html_path, page(str(settings["title"]), bool(config.get("demo", False)), subtitle(config, data),
-                               colours, report_sections(data, config, figures)))
+                               colours, sections))
     return data.notes
