@@ -73,7 +73,7 @@ def rehearsal(tmp_path_factory) -> Path:
     return workdir
 
 
-def readme_output_paths(root: Path, tasks, seeds) -> list[Path]:
+def readme_output_paths(root: Path, tasks, seeds, attack_tasks) -> list[Path]:
     """Every output path of the README's "Outputs" table, its wildcards expanded for this run."""
     readme = (REPO / "README.md").read_text()
     table = readme.split("## Outputs", 1)[1].split("\n## ", 1)[0]
@@ -87,7 +87,8 @@ def readme_output_paths(root: Path, tasks, seeds) -> list[Path]:
         if template == "results/tokenizer/":
             continue  # the from-scratch models' tokenizer: pretrained checkpoints bring their own
         names = re.findall(r"\{(\w+)\}", template)
-        for combo in itertools.product(*(values[n] for n in names)):
+        options = {**values, "task": attack_tasks} if template.startswith("results/attacks/") else values
+        for combo in itertools.product(*(options[n] for n in names)):
             path = template
             for name, value in zip(names, combo):
                 path = path.replace(f"{{{name}}}", str(value))
@@ -100,7 +101,7 @@ def readme_output_paths(root: Path, tasks, seeds) -> list[Path]:
 
 def test_every_readme_output_exists(rehearsal):
     overlay = yaml.safe_load(REHEARSAL.read_text())
-    for path in readme_output_paths(rehearsal, overlay["tasks"], overlay["seeds"]):
+    for path in readme_output_paths(rehearsal, overlay["tasks"], overlay["seeds"], overlay["attack"]["tasks"]):
         assert path.exists(), path
         if path.is_file():
             assert path.stat().st_size > 0, path

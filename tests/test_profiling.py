@@ -314,8 +314,10 @@ def test_decode_memory_excludes_the_prefill():
     # GLA: prefilling 2,048 tokens needs megabytes of activations; decoding carries a state of kilobytes.
     settings = settings_from_dict(dict(QUICK, modes=["prefill", "decode"], seq_lens=[2048], batch_sizes=[4],
                                        warmup=0, min_repeats=1, max_repeats=1))
+    # In a fresh worker process, as the workflow profiles: in this long-lived test process the allocator
+    # keeps pages that earlier tests freed, so a prefill need not grow the resident set at all.
     frame = profile_model(ModelSpec(family="gla", arch=ARCHS["gla"], vocab_size=VOCAB), settings, "gla",
-                          in_process=True).set_index("mode")
+                          in_process=False).set_index("mode")
     state_total_mb = frame.loc["decode", "state_mb"] * 4
     assert frame.loc["prefill", "peak_mem_mb"] > 8
     assert state_total_mb <= frame.loc["decode", "peak_mem_mb"] < state_total_mb + 2
