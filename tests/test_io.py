@@ -43,3 +43,26 @@ def test_a_failing_job_writes_its_traceback_and_cause_to_its_log(tmp_path, capsy
     assert text.startswith("started\n")
     assert "Traceback (most recent call last)" in text and "in stage" in text
     assert text.rstrip().endswith("ERROR: ValueError: results/data/glue/rte/train.parquet: field 'label' has null values")
+
+
+def test_embedded_json_cannot_break_out_of_its_script_element():
+    """A model label like '<!--<script>' must stay data: <, > and & are JSON escapes in the page."""
+    import json
+
+    from kernels.report.page import script_json
+
+    label = "GLA <!--<script></script>&amp;"
+    embedded = script_json({"label": label})
+    assert not any(char in embedded for char in "<>&")
+    assert json.loads(embedded) == {"label": label}
+
+
+def test_every_workflow_script_logs_through_log_to():
+    """Each script the rules run wraps its work in kernels.io.log_to, so that a failing job's traceback and
+    cause end up in its rule log (the unit test above shows what log_to writes)."""
+    from workflow_helpers import REPO
+
+    scripts = [p for p in (REPO / "workflow_scripts").glob("*.py") if "snakemake" in p.read_text()]
+    assert len(scripts) >= 10
+    for script in scripts:
+        assert "with log_to(" in script.read_text(), script.name

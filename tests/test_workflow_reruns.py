@@ -90,13 +90,14 @@ def own_copy(checkout: Path, tmp_path: Path) -> Path:
 
 
 def test_failing_model_jobs_keep_their_traceback_in_the_log(moved_checkout, tmp_path):
-    """A fine-tune and an evaluation job that stop at once (kernels.require_fla on a CPU machine)."""
+    """A fine-tune, an evaluation and a profiling job that stop at once (kernels.require_fla on a CPU machine)."""
     moved_checkout = own_copy(moved_checkout, tmp_path)
     tiny = str(moved_checkout / "tests/configs/tiny.yaml")
     require_fla = moved_checkout / "require_fla.yaml"
     require_fla.write_text("kernels: {require_fla: true}\n")
     # the evaluation first: a failed fine-tune job's outputs are gone (Snakemake removes them)
     for target, rule, log in (("results/eval/gla/rte/seed0/metrics.json", "evaluate", "logs/evaluate/gla/rte/seed0.log"),
+                              ("results/efficiency/gla.csv", "profile", "logs/profile/gla.log"),
                               (TARGET, "finetune", "logs/finetune/gla/rte/seed0.log")):
         (moved_checkout / log).unlink(missing_ok=True)
         proc = snakemake(moved_checkout, target, "--configfile", tiny, str(require_fla), "--allowed-rules", rule,

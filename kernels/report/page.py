@@ -77,7 +77,7 @@ def script_json(obj) -> str:
     """JSON safe inside a <script> element (no closing tag can appear)."""
     # <, > and & as JSON escapes: no label can then open a comment, close the script element or start
     # a character reference inside it (e.g. "<!--<script>" would otherwise break every chart).
-    return (json.dumps(obj).replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
+    return json.dumps(obj).replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def chart_block(name: str, heading: str, caption: str, spec: dict) -> str:
