@@ -25,7 +25,7 @@ from safetensors import safe_open
 from kernels.data import DataValidationError, fetch_annotations, read_bundled_glue
 from kernels.evaluation.predict import predict_encoded
 from kernels.models import build_classifier
-from kernels.ops.backend import fla_import_error, kernel_provenance, require_fla
+from kernels.ops.backend import kernel_provenance, require_fla
 from kernels.ops.gla import chunk_gla, fused_recurrent_gla
 from kernels.rehearsal.tokenizer import write_llama_style_tokenizer
 from kernels.tokenization import encode_for_classification, load_tokenizer, train_tokenizer
@@ -103,7 +103,7 @@ def test_truncation_keeps_the_template(llama_tokenizer, demo_tokenizer, rte, max
 # ------------------------------------------------------------------------- evaluation in training dtype
 
 @pytest.mark.parametrize("family", ["transformer_pp", "gla", "mmfree"])
-def test_bf16_evaluation_matches_float32_predictions(family, demo_tokenizer):
+def test_bf16_evaluation_matches_float32_predictions(family, demo_tokenizer, tmp_path):
     """Predictions in the training precision (bf16 autocast) equal the float32 pass wherever float32's
     margin between the two classes exceeds 0.1 in probability; such near-ties are rare after training."""
     arch = {"hidden_size": 64, "num_hidden_layers": 2, "num_heads": 2} if family != "mmfree" else {
@@ -114,10 +114,8 @@ def test_bf16_evaluation_matches_float32_predictions(family, demo_tokenizer):
     encoded = encode_examples(demo_tokenizer, sst2, 48)
     hp = FinetuneHyperparams(epochs=3, batch_size=32, lr=3e-3, max_length=48, dtype="bfloat16",
                              checkpoint_every=1000)
-    import tempfile
-    with tempfile.TemporaryDirectory() as ckpt:
-        train_classifier(model, encoded, hp, pad_token_id=demo_tokenizer.pad_token_id, checkpoint_dir=ckpt,
-                         progress=False)
+    train_classifier(model, encoded, hp, pad_token_id=demo_tokenizer.pad_token_id,
+                     checkpoint_dir=tmp_path / "ckpt", progress=False)
     pred32, prob32 = predict_encoded(model, encoded, pad_token_id=demo_tokenizer.pad_token_id, dtype="float32")
     pred16, prob16 = predict_encoded(model, encoded, pad_token_id=demo_tokenizer.pad_token_id, dtype="bfloat16")
     margin = np.abs(2 * prob32 - 1)  # two classes: |p1 - p0|

@@ -23,7 +23,8 @@ def main(train: str, tokenizer: str | None, config_out: str, weights_out: str, t
     if force_torch:
         set_force_torch(True)  # config kernels.force_torch: never use fla's triton kernels
     model_dir = Path(config_out).parent
-    for out in (weights_out, tokenizer_out, train_log_out, info_out or config_out):
+    outputs = [config_out, weights_out, tokenizer_out, train_log_out] + ([info_out] if info_out else [])
+    for out in outputs:
         if Path(out).parent != model_dir:
             raise ValueError(f"output {out} must be in the model directory {model_dir}")
     with log_to(log):
@@ -31,7 +32,7 @@ def main(train: str, tokenizer: str | None, config_out: str, weights_out: str, t
                      pretrained=pretrained, revision=revision, hp=hp, num_labels=num_labels,
                      checkpoint_dir=checkpoint_dir, seed=seed, threads=threads, allow_pickle=allow_pickle,
                      require_fla=require_fla, checkpoint_prune_parents=checkpoint_prune_parents)
-    for out in (config_out, weights_out, tokenizer_out, train_log_out, info_out or config_out):
+    for out in outputs:
         if not Path(out).exists():
             raise RuntimeError(f"fine-tuning finished but did not write {out}")
 
