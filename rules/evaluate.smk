@@ -11,6 +11,8 @@ rule evaluate:
         metrics=eval_file("{model}", "{task}", "{seed}", "metrics.json"),
     log:
         "logs/evaluate/{model}/{task}/seed{seed}.log",
+    # before the attacks: the report's main chain (evaluate -> score -> tables) waits on it
+    priority: 1
     conda:
         "../envs/torch.yaml"
     threads: config["evaluate"]["threads"]

@@ -15,6 +15,8 @@ rule finetune:
         "logs/finetune/{model}/{task}/seed{seed}.log",
     benchmark:
         "results/benchmarks/finetune/{model}/{task}/seed{seed}.tsv"
+    # the longest stage first: cores kept on fine-tunes leave a short tail after the last one
+    priority: 2
     conda:
         "../envs/torch.yaml"
     threads: lambda w: finetune_setting(w.model, "threads", 1)

@@ -1,7 +1,7 @@
 """What paper scale needs beyond the demo, tested offline: one input template for every tokenizer,
 evaluation in the training precision, kernel provenance and a hard fla requirement, bf16 weights on
 disk, a computed disk plan, pinned annotation download, schema and code agreeing on dtypes, and
-``import kernels`` registering the model families with transformers' Auto classes."""
+``import kernels.models`` registering the model families with transformers' Auto classes."""
 
 from __future__ import annotations
 
@@ -230,11 +230,11 @@ def test_schema_dtypes_are_the_ones_the_code_accepts():
 
 # ------------------------------------------------------------------------------- Auto registration
 
-def test_import_kernels_registers_the_families(tmp_path):
+def test_import_kernels_models_registers_the_families(tmp_path):
     config = {"model_type": "gla", "hidden_size": 32, "num_hidden_layers": 1, "num_heads": 2, "vocab_size": 64}
     (tmp_path / "config.json").write_text(json.dumps(config))
     out = run_python(
-        "import kernels\n"
+        "import kernels.models\n"
         "from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification\n"
         f"cfg = AutoConfig.from_pretrained({str(tmp_path)!r})\n"
         "print(type(cfg).__module__)\n"

@@ -29,3 +29,51 @@ def test_scripts_find_the_checkouts_kernels_package():
     # Per-rule conda environments do not install the package: each script puts the checkout on sys.path.
     missing = [p.name for p in SCRIPTS if "import _repo_path" not in p.read_text()]
     assert not missing, missing
+
+
+# Jobs that never touch a model: their process must not import torch or transformers (about 5 s each,
+# which added minutes to the demo), and neither must the profile job's own process on CPU (its worker
+# imports torch; two imports per job would be paid in the profile stage, where nothing else runs).
+LIGHT_SCRIPTS = ["prepare_glue", "prepare_advglue", "advglue_score", "tables_eval", "tables_efficiency", "report",
+                 "profile_model"]
+
+
+def test_light_scripts_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, runpy\n"
+            "sys.argv = [sys.argv[1], '--help']\n"
+            "sys.path.insert(0, sys.argv[0].rsplit('/', 1)[0])  # as `python script.py` does\n"
+            "try:\n"
+            "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "heavy = sorted(m for m in ('torch', 'transformers', 'safetensors.torch') if m in sys.modules)\n"
+            "print('HEAVY=' + ','.join(heavy))\n")
+    scripts_dir = SCRIPTS[0].parent
+    for name in LIGHT_SCRIPTS:
+        out = subprocess.run([sys.executable, "-c", code, str(scripts_dir / f"{name}.py")], capture_output=True,
+                             text=True, check=True, cwd=scripts_dir.parent).stdout
+        assert out.splitlines()[-1] == "HEAVY=", (name, out[-300:])
+
+
+def test_import_kernels_is_light_and_its_subpackages_resolve():
+    import subprocess
+    import sys
+
+    code = ("import sys, kernels\n"
+            "assert 'torch' not in sys.modules\n"
+            "import kernels.io, kernels.data, kernels.evaluation, kernels.profiling, kernels.report, kernels.ops\n"
+            "assert 'torch' not in sys.modules, 'a light package imported torch'\n"
+            "print(kernels.evaluation.with_ci.__module__, kernels.profiling.COLUMNS[0], kernels.ops.use_fla.__module__)\n"
+            "print(type(kernels.models).__name__, 'torch' in sys.modules)\n"
+            "try:\n"
+            "    kernels.no_such_thing\n"
+            "except AttributeError as error:\n"
+            "    print('AttributeError', error)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=SCRIPTS[0].parents[1]).stdout.splitlines()
+    assert out[0] == "kernels.evaluation.metrics model kernels.ops.backend"
+    assert out[1] == "module True"  # kernels.models imported on first use (and it needs torch)
+    assert out[2].startswith("AttributeError") and "no_such_thing" in out[2]

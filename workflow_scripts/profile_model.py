@@ -20,8 +20,8 @@ from kernels.io import log_to
 from kernels.io import write_csv
 from kernels.ops.backend import FORCE_TORCH_ENV, set_force_torch
 from kernels.ops.backend import require_fla as check_fla
-from kernels.training.loop import resolve_device
 from kernels.profiling import ModelSpec, profile_model, settings_from_dict
+from kernels.profiling.sweep import resolve_device  # imports torch only for 'auto' / 'cuda'
 
 
 def as_bool(value) -> bool:

@@ -2,15 +2,26 @@
 documents predictions.parquet and metrics.json), the AdvGLUE official score (``advglue``), the
 tidy result tables (``tables``) and paired significance tests between models (``significance``)."""
 
-from kernels.evaluation.advglue import official_score, score_prediction_files
-from kernels.evaluation.evaluate import compute_metrics, original_frame, predict_all, read_frames
-from kernels.evaluation.metrics import accuracy, binary_f1, with_ci
-from kernels.evaluation.predict import predict_encoded, predict_frame
-from kernels.evaluation.significance import (check_metrics_match, holm_adjust, mcnemar_exact, paired_items,
-                                             significance_table)
+from kernels._lazy import lazy_exports
 
-__all__ = [
-    "official_score", "score_prediction_files", "compute_metrics", "original_frame", "predict_all",
-    "read_frames", "accuracy", "binary_f1", "with_ci", "predict_encoded", "predict_frame",
-    "check_metrics_match", "holm_adjust", "mcnemar_exact", "paired_items", "significance_table",
-]
+# public name -> submodule; imported on first use (the table and report jobs then skip torch)
+_EXPORTS = {
+    "official_score": "advglue",
+    "score_prediction_files": "advglue",
+    "compute_metrics": "evaluate",
+    "original_frame": "evaluate",
+    "predict_all": "evaluate",
+    "read_frames": "evaluate",
+    "accuracy": "metrics",
+    "binary_f1": "metrics",
+    "with_ci": "metrics",
+    "predict_encoded": "predict",
+    "predict_frame": "predict",
+    "check_metrics_match": "significance",
+    "holm_adjust": "significance",
+    "mcnemar_exact": "significance",
+    "paired_items": "significance",
+    "significance_table": "significance",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -3,17 +3,18 @@
 See :mod:`kernels.ops.gla`, :mod:`kernels.ops.hgrn` and :mod:`kernels.ops.backend`.
 """
 
-from .backend import set_force_torch, use_fla
-from .gla import chunk_gla, fused_recurrent_gla, naive_recurrent_gla
-from .hgrn import chunk_hgrn, fused_recurrent_hgrn, naive_recurrent_hgrn
+from kernels._lazy import lazy_exports
 
-__all__ = [
-    "chunk_gla",
-    "chunk_hgrn",
-    "fused_recurrent_gla",
-    "fused_recurrent_hgrn",
-    "naive_recurrent_gla",
-    "naive_recurrent_hgrn",
-    "set_force_torch",
-    "use_fla",
-]
+# public name -> submodule; imported on first use (``kernels.ops.backend`` alone needs no torch)
+_EXPORTS = {
+    "chunk_gla": "gla",
+    "fused_recurrent_gla": "gla",
+    "naive_recurrent_gla": "gla",
+    "chunk_hgrn": "hgrn",
+    "fused_recurrent_hgrn": "hgrn",
+    "naive_recurrent_hgrn": "hgrn",
+    "set_force_torch": "backend",
+    "use_fla": "backend",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

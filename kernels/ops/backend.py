@@ -18,8 +18,11 @@ import functools
 import importlib
 import importlib.metadata
 import os
+import sys
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch itself is imported by whoever holds tensors; the profile job process never needs it
+    import torch
 
 FORCE_TORCH_ENV = "KERNELS_FORCE_TORCH"
 _TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -86,9 +89,9 @@ def kernel_provenance(device: str | torch.device) -> dict[str, str | None]:
     ``kernels_reason`` says why the torch ops run when they do; the fla-core and triton versions are
     those installed (None when absent), so a number can be traced to the code that produced it.
     """
-    device = torch.device(device)
-    if device.type != "cuda":
-        kernels, reason = "torch", f"device {device.type} (fla's triton kernels run on CUDA only)"
+    device_type = str(device).split(":", 1)[0]  # "cuda:1" -> "cuda"; a torch.device prints the same way
+    if device_type != "cuda":
+        kernels, reason = "torch", f"device {device_type} (fla's triton kernels run on CUDA only)"
     elif torch_forced():
         kernels, reason = "torch", "forced (kernels.force_torch / KERNELS_FORCE_TORCH)"
     elif not fla_available():
@@ -97,7 +100,13 @@ def kernel_provenance(device: str | torch.device) -> dict[str, str | None]:
         kernels, reason = "fla", None
     fla_version = _distribution_version("fla-core") or _distribution_version("flash-linear-attention")
     return {"kernels": kernels, "kernels_reason": reason, "fla_version": fla_version,
-            "triton_version": _distribution_version("triton"), "torch_version": torch.__version__}
+            "triton_version": _distribution_version("triton"), "torch_version": _torch_version()}
+
+
+def _torch_version() -> str | None:
+    # torch.__version__ when torch is loaded (it names local builds exactly), else the installed distribution's
+    torch = sys.modules.get("torch")
+    return torch.__version__ if torch is not None else _distribution_version("torch")
 
 
 def require_fla(device: str | torch.device) -> None:

@@ -6,17 +6,31 @@ Entry points: :func:`profile_model` (one model's sweep -> DataFrame in :data:`CO
 :func:`measure_matmul_peak_gflops` (the denominator of the ``mfu`` column).
 """
 
-from kernels.profiling.flops import flops_per_token, forward_flops_per_token
-from kernels.profiling.measure import ModelSpec, build_model, state_nbytes
-from kernels.profiling.peak import measure_matmul_peak_gflops
-from kernels.profiling.settings import ProfileSettings, SettingsError, settings_from_dict
-from kernels.profiling.slopes import MFU_SUMMARY_COLUMNS, SLOPE_COLUMNS, fit_loglog, fit_slopes, mfu_summary
-from kernels.profiling.sweep import COLUMNS, DESIGN_COLUMNS, ProfilingError, grid_points, profile_model
-from kernels.profiling.tables import combine_efficiency, read_efficiency_csv
+from kernels._lazy import lazy_exports
 
-__all__ = [
-    "COLUMNS", "DESIGN_COLUMNS", "MFU_SUMMARY_COLUMNS", "SLOPE_COLUMNS", "ModelSpec", "ProfileSettings",
-    "ProfilingError", "SettingsError", "build_model", "combine_efficiency", "fit_loglog", "fit_slopes",
-    "flops_per_token", "forward_flops_per_token", "grid_points", "measure_matmul_peak_gflops", "mfu_summary",
-    "profile_model", "read_efficiency_csv", "settings_from_dict", "state_nbytes",
-]
+# public name -> submodule; imported on first use (the table and report jobs then skip torch)
+_EXPORTS = {
+    "flops_per_token": "flops",
+    "forward_flops_per_token": "flops",
+    "ModelSpec": "spec",
+    "build_model": "measure",
+    "state_nbytes": "measure",
+    "measure_matmul_peak_gflops": "peak",
+    "ProfileSettings": "settings",
+    "SettingsError": "settings",
+    "settings_from_dict": "settings",
+    "MFU_SUMMARY_COLUMNS": "slopes",
+    "SLOPE_COLUMNS": "slopes",
+    "fit_loglog": "slopes",
+    "fit_slopes": "slopes",
+    "mfu_summary": "slopes",
+    "COLUMNS": "columns",
+    "DESIGN_COLUMNS": "columns",
+    "ProfilingError": "sweep",
+    "grid_points": "sweep",
+    "profile_model": "sweep",
+    "combine_efficiency": "tables",
+    "read_efficiency_csv": "tables",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -33,25 +33,11 @@ import torch
 
 from kernels.profiling.flops import flops_per_token
 from kernels.profiling.settings import ProfileSettings
+from kernels.profiling.spec import DEFAULT_BUILDER, ModelSpec  # noqa: F401  (re-exported)
 from kernels.training.loop import FinetuneHyperparams, autocast_context, optimizer_step, parameter_groups
 
 NUM_LABELS = 2
 PAD_TOKEN_ID = 0
-# Builds the model from a model spec; "module:function" so that a forked worker can import it.
-DEFAULT_BUILDER = "kernels.profiling.measure:build_model"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What to profile: a family with an architecture, or a pretrained checkpoint of that family."""
-
-    family: str
-    arch: dict[str, Any]
-    vocab_size: int | None  # None for a pretrained checkpoint: its own vocabulary is used
-    pretrained: str | None = None
-    revision: str | None = None
-    seed: int = 0
-    builder: str = DEFAULT_BUILDER
 
 
 def build_llama_reference(spec: ModelSpec) -> torch.nn.Module:

@@ -14,22 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from kernels.profiling.measure import (CudaMemoryProbe, ModelSpec, count_parameters, is_out_of_memory,
-                                       resolve_builder, run_point)
 from kernels.ops.backend import kernel_provenance
-from kernels.profiling.peak import measure_matmul_peak_gflops
+from kernels.profiling.columns import COLUMNS, DESIGN_COLUMNS, EXTRA_COLUMNS, STATUSES  # noqa: F401  (re-exported)
 from kernels.profiling.settings import ProfileSettings
+from kernels.profiling.spec import ModelSpec
 
-# DESIGN.md columns first, then the extras.
-DESIGN_COLUMNS = ["model", "device", "mode", "batch_size", "seq_len", "median_ms", "p10_ms", "p90_ms",
-                  "tokens_per_s", "peak_mem_mb", "params"]
-# mfu = achieved_gflops / peak_gflops, the device's matmul peak measured at the start of the sweep
-# (see kernels.profiling.flops and kernels.profiling.peak).
-# kernels / fla_version / triton_version: which GLA and HGRN kernels ran (kernels.ops.backend.kernel_provenance).
-EXTRA_COLUMNS = ["status", "threads", "dtype", "state_mb", "flops_per_token", "achieved_gflops", "repeats",
-                 "device_name", "peak_gflops", "mfu", "kernels", "fla_version", "triton_version"]
-COLUMNS = DESIGN_COLUMNS + EXTRA_COLUMNS
-STATUSES = ("ok", "oom")
+# torch is imported where CUDA points run: on CPU this process only hands the points to a worker (which
+# imports torch itself), so the job does not pay for torch twice.
 
 
 class ProfilingError(RuntimeError):
@@ -113,6 +104,8 @@ def _serve_in_process(job: dict[str, Any], settings: ProfileSettings) -> list[di
 def _profile_cuda_point(model, spec, point, settings, device) -> dict[str, Any]:
     import torch
 
+    from kernels.profiling.measure import CudaMemoryProbe, is_out_of_memory, run_point
+
     gc.collect()
     torch.cuda.empty_cache()
     try:
@@ -131,6 +124,9 @@ def _profile_cuda_point(model, spec, point, settings, device) -> dict[str, Any]:
 def _profile_cuda(spec: ModelSpec, settings: ProfileSettings) -> list[dict[str, Any]]:
     # CUDA memory is tracked per allocator, not per process, so the points run in this process.
     import torch
+
+    from kernels.profiling.measure import count_parameters, resolve_builder
+    from kernels.profiling.peak import measure_matmul_peak_gflops
 
     torch.set_num_threads(settings.threads)
     device = torch.device("cuda")

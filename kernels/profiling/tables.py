@@ -8,7 +8,7 @@ from typing import Iterable
 import pandas as pd
 
 from kernels.profiling.slopes import fit_slopes
-from kernels.profiling.sweep import COLUMNS, DESIGN_COLUMNS
+from kernels.profiling.columns import COLUMNS, DESIGN_COLUMNS
 
 
 def read_efficiency_csv(path: str | os.PathLike) -> pd.DataFrame:

@@ -6,8 +6,15 @@ Altair charts with tooltips and one model highlight shared by all of them) plus 
 under ``figures/`` with the fixed names in :data:`FIGURES`. ``kernels.report.browser`` renders it in headless
 Chromium (and writes the README screenshot)."""
 
-from kernels.report.build import build_report, headline_table, load_report_data
-from kernels.report.charts import FIGURES
-from kernels.report.page import DEMO_BANNER
+from kernels._lazy import lazy_exports
 
-__all__ = ["DEMO_BANNER", "FIGURES", "build_report", "headline_table", "load_report_data"]
+# public name -> submodule; imported on first use (the table and report jobs then skip torch)
+_EXPORTS = {
+    "build_report": "build",
+    "headline_table": "build",
+    "load_report_data": "build",
+    "FIGURES": "charts",
+    "DEMO_BANNER": "page",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -132,6 +132,13 @@ class FinetuneResult:
     memory_plan: dict | None = None  # kernels.training.memory.plan_memory (+ the device's memory on CUDA)
 
 
+def progress_interval_s(stream) -> float:
+    """tqdm's refresh interval: live on a terminal, every 30 s in a rule's log (a bar redrawn ten times a
+    second would fill the log with thousands of lines)."""
+    isatty = getattr(stream, "isatty", None)
+    return 0.1 if callable(isatty) and isatty() else 30.0
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -218,7 +225,7 @@ def train_classifier(model: torch.nn.Module, encoded: EncodedExamples, hp: Finet
 
     n_batches = batches_per_epoch(len(encoded), hp.batch_size)
     bar = tqdm(total=total, initial=state.step, file=sys.stderr, disable=not progress,
-               desc="fine-tune", unit="step", dynamic_ncols=True)
+               desc="fine-tune", unit="step", dynamic_ncols=True, mininterval=progress_interval_s(sys.stderr))
     window_loss, window_steps, window_tokens = state.window_loss, state.window_steps, state.window_tokens
     window_start = time.perf_counter()
     attempt_start = last_checkpoint = window_start

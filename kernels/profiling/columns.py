@@ -1,0 +1,13 @@
+"""Columns of efficiency.csv (documented in README), in a module of their own so that the table jobs
+read them without importing torch."""
+
+# DESIGN.md columns first, then the extras.
+DESIGN_COLUMNS = ["model", "device", "mode", "batch_size", "seq_len", "median_ms", "p10_ms", "p90_ms",
+                  "tokens_per_s", "peak_mem_mb", "params"]
+# mfu = achieved_gflops / peak_gflops, the device's matmul peak measured at the start of the sweep
+# (see kernels.profiling.flops and kernels.profiling.peak).
+# kernels / fla_version / triton_version: which GLA and HGRN kernels ran (kernels.ops.backend.kernel_provenance).
+EXTRA_COLUMNS = ["status", "threads", "dtype", "state_mb", "flops_per_token", "achieved_gflops", "repeats",
+                 "device_name", "peak_gflops", "mfu", "kernels", "fla_version", "triton_version"]
+COLUMNS = DESIGN_COLUMNS + EXTRA_COLUMNS
+STATUSES = ("ok", "oom")
