@@ -6,9 +6,10 @@ from __future__ import annotations
 import importlib
 
 
-def lazy_exports(package: str, exports: dict[str, str]):
-    """Return ``(__getattr__, __dir__)`` for ``package``: ``exports`` maps a public name to the submodule
-    (relative to ``package``) that defines it; the submodule is imported on first access."""
+def lazy_exports(package: str, names_by_submodule: dict[str, list[str]]):
+    """Return ``(__getattr__, __dir__, __all__)`` for ``package``: ``names_by_submodule`` lists the public
+    names each submodule (relative to ``package``) defines; a submodule is imported on first access."""
+    exports = {name: submodule for submodule, names in names_by_submodule.items() for name in names}
 
     def __getattr__(name: str):
         if name not in exports:
@@ -21,4 +22,4 @@ def lazy_exports(package: str, exports: dict[str, str]):
     def __dir__():
         return sorted(set(importlib.import_module(package).__dict__) | set(exports))
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, sorted(exports)

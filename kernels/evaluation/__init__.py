@@ -4,24 +4,12 @@ tidy result tables (``tables``) and paired significance tests between models (``
 
 from kernels._lazy import lazy_exports
 
-# public name -> submodule; imported on first use (the table and report jobs then skip torch)
+# submodule -> its public names; imported on first use (the table and report jobs then skip torch)
 _EXPORTS = {
-    "official_score": "advglue",
-    "score_prediction_files": "advglue",
-    "compute_metrics": "evaluate",
-    "original_frame": "evaluate",
-    "predict_all": "evaluate",
-    "read_frames": "evaluate",
-    "accuracy": "metrics",
-    "binary_f1": "metrics",
-    "with_ci": "metrics",
-    "predict_encoded": "predict",
-    "predict_frame": "predict",
-    "check_metrics_match": "significance",
-    "holm_adjust": "significance",
-    "mcnemar_exact": "significance",
-    "paired_items": "significance",
-    "significance_table": "significance",
+    "advglue": ["official_score", "score_prediction_files"],
+    "evaluate": ["compute_metrics", "original_frame", "predict_all", "read_frames"],
+    "metrics": ["accuracy", "binary_f1", "with_ci"],
+    "predict": ["predict_encoded", "predict_frame"],
+    "significance": ["check_metrics_match", "holm_adjust", "mcnemar_exact", "paired_items", "significance_table"],
 }
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -5,16 +5,10 @@ See :mod:`kernels.ops.gla`, :mod:`kernels.ops.hgrn` and :mod:`kernels.ops.backen
 
 from kernels._lazy import lazy_exports
 
-# public name -> submodule; imported on first use (``kernels.ops.backend`` alone needs no torch)
+# submodule -> its public names; imported on first use (``kernels.ops.backend`` alone needs no torch)
 _EXPORTS = {
-    "chunk_gla": "gla",
-    "fused_recurrent_gla": "gla",
-    "naive_recurrent_gla": "gla",
-    "chunk_hgrn": "hgrn",
-    "fused_recurrent_hgrn": "hgrn",
-    "naive_recurrent_hgrn": "hgrn",
-    "set_force_torch": "backend",
-    "use_fla": "backend",
+    "gla": ["chunk_gla", "fused_recurrent_gla", "naive_recurrent_gla"],
+    "hgrn": ["chunk_hgrn", "fused_recurrent_hgrn", "naive_recurrent_hgrn"],
+    "backend": ["set_force_torch", "use_fla"],
 }
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

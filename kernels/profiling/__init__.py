@@ -8,29 +8,16 @@ Entry points: :func:`profile_model` (one model's sweep -> DataFrame in :data:`CO
 
 from kernels._lazy import lazy_exports
 
-# public name -> submodule; imported on first use (the table and report jobs then skip torch)
+# submodule -> its public names; imported on first use (the table and report jobs then skip torch)
 _EXPORTS = {
-    "flops_per_token": "flops",
-    "forward_flops_per_token": "flops",
-    "ModelSpec": "spec",
-    "build_model": "measure",
-    "state_nbytes": "measure",
-    "measure_matmul_peak_gflops": "peak",
-    "ProfileSettings": "settings",
-    "SettingsError": "settings",
-    "settings_from_dict": "settings",
-    "MFU_SUMMARY_COLUMNS": "slopes",
-    "SLOPE_COLUMNS": "slopes",
-    "fit_loglog": "slopes",
-    "fit_slopes": "slopes",
-    "mfu_summary": "slopes",
-    "COLUMNS": "columns",
-    "DESIGN_COLUMNS": "columns",
-    "ProfilingError": "sweep",
-    "grid_points": "sweep",
-    "profile_model": "sweep",
-    "combine_efficiency": "tables",
-    "read_efficiency_csv": "tables",
+    "flops": ["flops_per_token", "forward_flops_per_token"],
+    "spec": ["ModelSpec"],
+    "measure": ["build_model", "state_nbytes"],
+    "peak": ["measure_matmul_peak_gflops"],
+    "settings": ["ProfileSettings", "SettingsError", "settings_from_dict"],
+    "slopes": ["MFU_SUMMARY_COLUMNS", "SLOPE_COLUMNS", "fit_loglog", "fit_slopes", "mfu_summary"],
+    "columns": ["COLUMNS", "DESIGN_COLUMNS"],
+    "sweep": ["ProfilingError", "grid_points", "profile_model"],
+    "tables": ["combine_efficiency", "read_efficiency_csv"],
 }
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
