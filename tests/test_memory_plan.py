@@ -47,6 +47,18 @@ def test_probe_layer_scales_with_tokens_and_dtype():
     assert bf16.fixed_bytes > 0  # bf16 copies of the block's weights
 
 
+def test_probe_layer_leaves_the_global_random_stream_where_it_was():
+    # The plan runs between seeding and training: a block with a random op (dropout) must not shift the run.
+    model = tiny("gla")
+    block = model.model.layers[-1]
+    block.register_forward_hook(lambda module, args, output: torch.rand(1000))
+    torch.manual_seed(1234)
+    probe_layer(model)
+    after_probe = torch.rand(3)
+    torch.manual_seed(1234)
+    assert torch.equal(after_probe, torch.rand(3))
+
+
 def test_estimate_parts_follow_the_settings():
     memory = ModelMemory(params_bytes=1000, grads_bytes=1000, optimizer_bytes=2000, num_layers=10)
     layer = LayerActivations(bytes_per_token=100.0, fixed_bytes=50.0, input_bytes_per_token=8.0)

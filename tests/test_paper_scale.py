@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
@@ -146,6 +147,12 @@ def test_provenance_says_which_kernels_and_why():
     info = kernel_provenance("cpu")
     assert info["kernels"] == "torch" and "cpu" in info["kernels_reason"]
     assert info["torch_version"] == torch.__version__
+    import transformers
+    assert info["transformers_version"] == transformers.__version__ and info["numpy_version"] == np.__version__
+    # the checkout's commit: a moved accuracy can be traced to the code that produced it
+    head = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert info["code_version"].startswith(head.stdout.strip()[:7])
     with pytest.raises(RuntimeError, match="kernels.require_fla is true.*device cpu"):
         require_fla("cpu")
 

@@ -190,8 +190,12 @@ def test_throwaway_rule_runs_as_slurm_jobs(slurm_env, tmp_path):
 def test_workflow_runs_through_slurm(slurm_env, tmp_path):
     """The repository's workflow on the tiny config: every non-local job is a SLURM job, outputs complete."""
     workdir = tmp_path / "run"
+    # One task and one attack recipe: every stage still runs through SLURM (the local end-to-end tests cover
+    # the whole tiny DAG), in half the jobs; each SLURM job pays a Snakemake start-up and torch import.
+    overlay = tmp_path / "slurm_overlay.yaml"
+    overlay.write_text("tasks: [sst2]\nattack: {recipes: [deepwordbug]}\n")
     output = run_with_profile(
-        slurm_env, REPO / "Snakefile", workdir, "report", "--configfile", str(TINY), "--jobs", "4",
+        slurm_env, REPO / "Snakefile", workdir, "report", "--configfile", str(TINY), str(overlay), "--jobs", "4",
         timeout=570,
     )
     assert (workdir / "results/report/index.html").stat().st_size > 0
@@ -204,7 +208,8 @@ def test_workflow_runs_through_slurm(slurm_env, tmp_path):
     assert all(log.is_file() for log in jobs.values())
     # The compute-heavy rules ran as SLURM jobs (their logs sit under .snakemake/slurm_logs/rule_<name>).
     rules_run = {log.relative_to(workdir / ".snakemake" / "slurm_logs").parts[0] for log in jobs.values()}
-    for rule in ("rule_finetune", "rule_evaluate", "rule_profile", "rule_advglue_score"):
+    for rule in ("rule_finetune", "rule_evaluate", "rule_profile", "rule_advglue_score", "rule_attack",
+                 "rule_build_report"):
         assert rule in rules_run, sorted(rules_run)
     for call in sbatch_calls(output):
         assert "--gpus" not in call  # CPU config: gpu=0 everywhere

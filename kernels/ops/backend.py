@@ -18,6 +18,7 @@ import functools
 import importlib
 import importlib.metadata
 import os
+import subprocess
 import sys
 from typing import TYPE_CHECKING
 
@@ -100,7 +101,28 @@ def kernel_provenance(device: str | torch.device) -> dict[str, str | None]:
         kernels, reason = "fla", None
     fla_version = _distribution_version("fla-core") or _distribution_version("flash-linear-attention")
     return {"kernels": kernels, "kernels_reason": reason, "fla_version": fla_version,
-            "triton_version": _distribution_version("triton"), "torch_version": _torch_version()}
+            "triton_version": _distribution_version("triton"), "torch_version": _torch_version(),
+            **software_versions()}
+
+
+@functools.lru_cache(maxsize=None)
+def software_versions() -> dict[str, str | None]:
+    """The other libraries a number depends on, and the checkout's commit (``git describe --always
+    --dirty``; None outside a git checkout): a demo accuracy that moves can be traced to what changed."""
+    versions = {f"{name}_version": _distribution_version(name) for name in ("transformers", "tokenizers", "numpy")}
+    return {**versions, "code_version": _code_version()}
+
+
+def _code_version() -> str | None:
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        done = subprocess.run(["git", "-C", checkout, "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
 
 
 def _torch_version() -> str | None:

@@ -154,8 +154,12 @@ def probe_layer(model: torch.nn.Module, dtype: str = "float32",
         # the block's input counts: in a stack it is the previous block's output, kept alive for this one
         return saved_tensor_bytes(run, exclude=parameters)
 
+    # The global random streams are restored afterwards: a block with dropout (or any random op) run here
+    # would otherwise shift the training run that follows the plan.
+    rng_devices = [device] if device.type == "cuda" else []
     try:
-        short, long = (measure(n) for n in tokens)
+        with torch.random.fork_rng(devices=rng_devices):
+            short, long = (measure(n) for n in tokens)
     finally:
         block.train(was_training)
         block.gradient_checkpointing = was_checkpointing
