@@ -25,7 +25,6 @@ import importlib
 import inspect
 import itertools
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -33,7 +32,7 @@ import torch
 
 from kernels.profiling.flops import flops_per_token
 from kernels.profiling.settings import ProfileSettings
-from kernels.profiling.spec import DEFAULT_BUILDER, ModelSpec  # noqa: F401  (re-exported)
+from kernels.profiling.spec import ModelSpec
 from kernels.training.loop import FinetuneHyperparams, autocast_context, optimizer_step, parameter_groups
 
 NUM_LABELS = 2

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from kernels.ops.backend import kernel_provenance
-from kernels.profiling.columns import COLUMNS, DESIGN_COLUMNS, EXTRA_COLUMNS, STATUSES  # noqa: F401  (re-exported)
+from kernels.profiling.columns import COLUMNS, STATUSES
 from kernels.profiling.settings import ProfileSettings
 from kernels.profiling.spec import ModelSpec
 

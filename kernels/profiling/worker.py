@@ -166,7 +166,8 @@ def serve(job: dict[str, Any]) -> list[dict[str, Any]]:
 
     # One thread in the server: see the module docstring (OpenMP and fork).
     torch.set_num_threads(1)
-    from kernels.profiling.measure import ModelSpec, count_parameters, resolve_builder
+    from kernels.profiling.measure import count_parameters, resolve_builder
+    from kernels.profiling.spec import ModelSpec
     from kernels.profiling.settings import settings_from_dict
 
     spec = ModelSpec(**job["spec"])
