@@ -99,6 +99,7 @@ def readme_output_paths(root: Path, tasks, seeds, attack_tasks) -> list[Path]:
     return paths
 
 
+@pytest.mark.heavy
 def test_every_readme_output_exists(rehearsal):
     overlay = yaml.safe_load(REHEARSAL.read_text())
     for path in readme_output_paths(rehearsal, overlay["tasks"], overlay["seeds"], overlay["attack"]["tasks"]):
@@ -108,6 +109,7 @@ def test_every_readme_output_exists(rehearsal):
     assert (rehearsal / "results/report/index.html").read_text().count("vega") > 0
 
 
+@pytest.mark.heavy
 def test_every_backbone_tensor_came_from_the_checkpoint(rehearsal):
     for model in MODELS:
         for task in ("sst2", "rte"):
@@ -126,6 +128,7 @@ def test_every_backbone_tensor_came_from_the_checkpoint(rehearsal):
     assert (rehearsal / "rehearsal/checkpoints/mmfree/model.safetensors.index.json").exists()  # sharded one
 
 
+@pytest.mark.heavy
 def test_paper_precision_disk_and_provenance(rehearsal):
     paper = yaml.safe_load(PAPER.read_text())
     for model in MODELS:
@@ -143,6 +146,7 @@ def test_paper_precision_disk_and_provenance(rehearsal):
     assert not any((rehearsal / "results").glob("checkpoints/**/*.safetensors"))  # removed once written
 
 
+@pytest.mark.heavy
 def test_pooled_token_is_eos_for_the_llama_style_tokenizer(rehearsal):
     from kernels.tokenization import load_tokenizer
     from kernels.training import encode_examples
@@ -156,5 +160,6 @@ def test_pooled_token_is_eos_for_the_llama_style_tokenizer(rehearsal):
         assert ids.count(tokenizer.eos_token_id) == 2
 
 
+@pytest.mark.heavy
 def test_rehearsal_rerun_has_nothing_to_do(rehearsal):
     assert planned_jobs(rehearsal, "report", "--configfile", str(PAPER), str(REHEARSAL)) == {}

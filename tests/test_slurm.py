@@ -187,6 +187,7 @@ def test_throwaway_rule_runs_as_slurm_jobs(slurm_env, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_workflow_runs_through_slurm(slurm_env, tmp_path):
     """The repository's workflow on the tiny config: every non-local job is a SLURM job, outputs complete."""
     workdir = tmp_path / "run"
