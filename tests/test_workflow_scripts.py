@@ -3,6 +3,8 @@
 import ast
 from pathlib import Path
 
+from workflow_helpers import run_python
+
 SCRIPTS = sorted((Path(__file__).resolve().parents[1] / "workflow_scripts").glob("[a-z]*.py"))
 
 
@@ -39,29 +41,21 @@ LIGHT_SCRIPTS = ["prepare_glue", "prepare_advglue", "advglue_score", "tables_eva
 
 
 def test_light_scripts_do_not_import_torch():
-    import subprocess
-    import sys
-
-    code = ("import sys, runpy\n"
-            "sys.argv = [sys.argv[1], '--help']\n"
-            "sys.path.insert(0, sys.argv[0].rsplit('/', 1)[0])  # as `python script.py` does\n"
-            "try:\n"
-            "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-            "except SystemExit:\n"
-            "    pass\n"
-            "heavy = sorted(m for m in ('torch', 'transformers', 'safetensors.torch') if m in sys.modules)\n"
-            "print('HEAVY=' + ','.join(heavy))\n")
-    scripts_dir = SCRIPTS[0].parent
+    template = ("import sys, runpy\n"
+                "sys.argv = [{script!r}, '--help']\n"
+                "sys.path.insert(0, sys.argv[0].rsplit('/', 1)[0])  # as `python script.py` does\n"
+                "try:\n"
+                "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+                "except SystemExit:\n"
+                "    pass\n"
+                "heavy = sorted(m for m in ('torch', 'transformers', 'safetensors.torch') if m in sys.modules)\n"
+                "print('HEAVY=' + ','.join(heavy))\n")
     for name in LIGHT_SCRIPTS:
-        out = subprocess.run([sys.executable, "-c", code, str(scripts_dir / f"{name}.py")], capture_output=True,
-                             text=True, check=True, cwd=scripts_dir.parent).stdout
+        out = run_python(template.format(script=str(SCRIPTS[0].parent / f"{name}.py")))
         assert out.splitlines()[-1] == "HEAVY=", (name, out[-300:])
 
 
 def test_import_kernels_is_light_and_its_subpackages_resolve():
-    import subprocess
-    import sys
-
     code = ("import sys, kernels\n"
             "assert 'torch' not in sys.modules\n"
             "import kernels.io, kernels.data, kernels.evaluation, kernels.profiling, kernels.report, kernels.ops\n"
@@ -72,8 +66,7 @@ def test_import_kernels_is_light_and_its_subpackages_resolve():
             "    kernels.no_such_thing\n"
             "except AttributeError as error:\n"
             "    print('AttributeError', error)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=SCRIPTS[0].parents[1]).stdout.splitlines()
+    out = run_python(code).splitlines()
     assert out[0] == "kernels.evaluation.metrics model kernels.ops.backend"
     assert out[1] == "module True"  # kernels.models imported on first use (and it needs torch)
     assert out[2].startswith("AttributeError") and "no_such_thing" in out[2]
