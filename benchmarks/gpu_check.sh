@@ -74,7 +74,7 @@ run_step() {  # NAME MAX_SECONDS COMMAND...: run COMMAND with a time limit, its 
 skip() { record "$1" skipped 0 "" "" "$2"; echo "gpu_check: $1 skipped: $2"; }
 
 # 0. the machine
-run_step env 90 "$python" "$repo/benchmarks/gpu_check_env.py" "$work"
+run_step env 150 "$python" "$repo/benchmarks/gpu_check_env.py" "$work"
 CUDA=0 REHEARSAL_READY=0 REHEARSAL_MISSING=unknown
 [ -f "$work/env.sh" ] && . "$work/env.sh"
 
@@ -94,7 +94,7 @@ if [ "$CUDA" = 1 ]; then
     run_step gpu_step 220 "$python" "$repo/benchmarks/bench_gpu_step.py" --gla-without-checkpointing
 else
     skip gpu_step "CUDA is not available"
-    run_step gpu_step_cpu_smoke 60 "$python" "$repo/benchmarks/bench_gpu_step.py" --tiny --device cpu \
+    run_step gpu_step_cpu_smoke 150 "$python" "$repo/benchmarks/bench_gpu_step.py" --tiny --device cpu \
         --batch 2 --seq-len 16 --warmup 0 --steps 1
 fi
 
