@@ -163,3 +163,56 @@ def test_check_script_keeps_its_time_budget_and_json_line():
     assert "trap summary EXIT" in script and "timeout --kill-after" in script
     assert re.search(r"KERNELS_AUTOTUNE_CONFIGS:-1\b", script)
     assert "REHEARSAL_READY" in script and "TRITON_F32_DEFAULT=ieee" in script
+
+
+def test_check_ends_with_its_json_line_when_the_budget_runs_out(tmp_path):
+    """However little time there is, every step is accounted for (here: skipped, naming the budget) and
+    the last line is the JSON object."""
+    env = {**os.environ, "GPU_CHECK_BUDGET_S": "12"}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), str(tmp_path / "check")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 1 and result["ok"] is False and result["finished"] and result["reached"] is None
+    steps = result["steps"]
+    for name in ("env", "gpu_tests"):
+        assert steps[name]["status"] == "skipped" and "of the 12 s budget left" in steps[name]["reason"]
+    # without env.json the check does not know about CUDA: the CUDA steps are skipped for that reason
+    assert {steps[name]["status"] for name in ("gpu_step", "fla_layers", "rehearsal")} == {"skipped"}
+
+
+def _summary(work: Path) -> dict:
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check_summary.py"), str(work), "0"],
+                          capture_output=True, text=True, timeout=60)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == (0 if result["ok"] else 1)
+    return result
+
+
+def test_summary_calls_the_gpu_path_validated_only_when_every_required_step_passed(tmp_path):
+    """The verdict of a CUDA run, from what its steps leave behind (written here as a node would)."""
+    def record(name, status, **extra):
+        with open(tmp_path / "steps.jsonl", "a") as steps:
+            steps.write(json.dumps({"name": name, "status": status, "seconds": 1, **extra}) + "\n")
+
+    (tmp_path / "env.json").write_text(json.dumps({"cuda": True, "kernels": "fla", "device": "H200"}))
+    (tmp_path / "gpu_tests.xml").write_text(
+        '<testsuites><testsuite><testcase name="a"/><testcase name="b"/></testsuite></testsuites>')
+    run = {"status": "ok", "losses_finite": True, "peak_gib": 40.0, "planner_gib": 43.2}
+    (tmp_path / "gpu_step.log").write_text("noise\n" + json.dumps({"families": {"gla": run}, "all_ok": True,
+                                                                   "complete": True}) + "\n")
+    (tmp_path / "fla_layers.log").write_text(json.dumps({"gla_layer_max_abs_diff_vs_fla": 0.01}) + "\n")
+    for name in ("env", "gpu_tests", "gpu_step", "fla_layers"):
+        record(name, "ok")
+    record("rehearsal", "skipped", reason="optional")
+    result = _summary(tmp_path)
+    assert result["ok"] and result["reached"] == "fla_layers"
+    assert result["steps"]["gpu_tests"]["passed"] == 2 and result["steps"]["gpu_step"]["families"]["gla"] == run
+    assert result["steps"]["fla_layers"]["gla_layer_max_abs_diff_vs_fla"] == 0.01
+    # a failed gpu test, or a step cut by its time limit, and the path is not validated
+    (tmp_path / "gpu_tests.xml").write_text(
+        '<testsuites><testsuite><testcase name="a"><failure message="x"/></testcase></testsuite></testsuites>')
+    assert _summary(tmp_path)["ok"] is False
+    (tmp_path / "gpu_tests.xml").write_text('<testsuites><testsuite><testcase name="a"/></testsuite></testsuites>')
+    record("fla_layers", "timeout", rc=124)
+    result = _summary(tmp_path)
+    assert result["ok"] is False and result["steps"]["fla_layers"]["status"] == "timeout"
