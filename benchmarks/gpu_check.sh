@@ -91,7 +91,7 @@ fi
 
 # 2. the real 1.3B step
 if [ "$CUDA" = 1 ]; then
-    run_step gpu_step 220 "$python" "$repo/benchmarks/bench_gpu_step.py" --gla-without-checkpointing
+    run_step gpu_step 260 "$python" "$repo/benchmarks/bench_gpu_step.py" --gla-without-checkpointing
 else
     skip gpu_step "CUDA is not available"
     run_step gpu_step_cpu_smoke 150 "$python" "$repo/benchmarks/bench_gpu_step.py" --tiny --device cpu \

@@ -156,16 +156,18 @@ def compare_classifier(family: str, device, dtype: torch.dtype | None, tol: floa
         return _decode_check(model, ids, autocast, label, layers, sequence_op, step_op, tol, checks)
 
     # checkpointing: the recomputed forward calls fla's kernels again; gradients as without it (the same
-    # kernels on the same inputs: equal up to the nondeterminism of atomics, none in the interpreter)
+    # kernels on the same inputs: equal in the interpreter; on a GPU, atomic additions in backward kernels
+    # may sum in another order, in bf16 as much as bf16's rounding)
+    same = 1e-6 if device.type == "cpu" else tol
     set_activation_checkpointing(model, True)
     try:
         (logits_ckpt, grads_ckpt), calls = calls_of(loss_and_grads)
     finally:
         set_activation_checkpointing(model, False)
     assert calls == {sequence_op: 2 * layers}, calls  # forward + recomputation
-    close_scaled(f"{label} logits checkpointed", logits_ckpt, logits, 1e-6)
+    close_scaled(f"{label} logits checkpointed", logits_ckpt, logits, same)
     for name in grads:
-        close_scaled(f"{label} grad checkpointed {name}", grads_ckpt[name], grads[name], 1e-5, floor=1e-3)
+        close_scaled(f"{label} grad checkpointed {name}", grads_ckpt[name], grads[name], 10 * same, floor=1e-3)
     print("ok", label, CLASSIFIER_CHECKS[1], flush=True)
     _decode_check(model, ids, autocast, label, layers, sequence_op, step_op, tol, checks)
 
