@@ -94,8 +94,10 @@ if [ "$CUDA" = 1 ]; then
     run_step gpu_step 260 "$python" "$repo/benchmarks/bench_gpu_step.py" --gla-without-checkpointing
 else
     skip gpu_step "CUDA is not available"
+    # the same script on the CPU, tiny: it runs with this machine's packages (one family: every family's
+    # module is imported either way)
     run_step gpu_step_cpu_smoke 150 "$python" "$repo/benchmarks/bench_gpu_step.py" --tiny --device cpu \
-        --batch 2 --seq-len 16 --warmup 0 --steps 1
+        --families gla --batch 2 --seq-len 16 --warmup 0 --steps 1
 fi
 
 # 3. our layers against fla's
