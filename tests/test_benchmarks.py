@@ -52,3 +52,26 @@ def test_bench_finetune_compares_with_transformers_llama():
     assert set(ratios) == {"transformer_pp_vs_hf_llama_finetune"}
     assert ratios["transformer_pp_vs_hf_llama_finetune"] > 0
     assert "HF Llama" in proc.stdout
+
+
+def test_bench_gpu_step_runs_the_paper_step_at_tiny_sizes_on_cpu():
+    """The GPU check's 1.3B step, on the CPU at the rehearsal's tiny sizes: the same code (published config
+    fields, the fine-tuning recipe's AdamW step under bf16 autocast, checkpointing as config/paper.yaml sets
+    it, the planner's estimate) runs to its JSON line; memory is measured on CUDA only."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_gpu_step.py"), "--tiny", "--device", "cpu", "--batch", "2",
+         "--seq-len", "24", "--warmup", "1", "--steps", "1", "--gla-without-checkpointing"],
+        capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["complete"] and result["all_ok"] and result["kernels"] == "torch"
+    runs = result["families"]
+    assert set(runs) == {"transformer_pp", "gla", "mmfree", "gla_no_checkpointing"}
+    # config/paper.yaml checkpoints GLA only
+    assert [name for name, run in runs.items() if run["checkpointing"]] == ["gla"]
+    for run in runs.values():
+        assert run["status"] == "ok" and run["losses_finite"] and len(run["losses"]) == 2
+        assert run["tokens_per_s"] > 0 and run["planner_gib"] > 0 and run["peak_gib"] is None
+        assert run["fla_kernel_calls"] == 0 and run["hidden_size"] == 64
+    # the planner sees what checkpointing saves
+    assert runs["gla"]["planner_gib"] < runs["gla_no_checkpointing"]["planner_gib"]

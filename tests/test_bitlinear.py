@@ -166,3 +166,26 @@ def test_autocast_keeps_only_the_input_and_per_token_scales():
     input_bytes = x.numel() * 4
     # the input itself and one fp32 factor per token; the autograd form kept ~3.5x the input more
     assert kept == input_bytes + 4 * 32 * 4
+
+
+# --- packed inference: no host sync per forward ---------------------------------------------------------
+
+def test_packed_forward_never_waits_for_the_device():
+    """On the meta device any host sync (``bool(t)``, ``.item()``) raises: a forward that runs there reads
+    no value back, so on CUDA it does not stall the stream once per BitLinear per token."""
+    layer = PackedBitLinear.from_bitlinear(BitLinear(16, 8, bias=True)).to("meta")
+    y = layer(torch.randn(2, 3, 16, device="meta"))
+    assert y.shape == (2, 3, 8) and y.device.type == "meta"
+
+
+def test_invalid_packed_codes_are_refused_when_loaded():
+    from kernels.ops.bitlinear import check_packed_codes
+
+    layer = PackedBitLinear.from_bitlinear(BitLinear(16, 8))
+    state = layer.state_dict()
+    check_packed_codes(state["packed_weight"])  # valid as packed
+    state["packed_weight"][0, 0] = 0b11  # code 3 in the first slot
+    with pytest.raises(ValueError, match="packed_weight holds the invalid 2-bit value 3"):
+        layer.load_state_dict(state)
+    with pytest.raises(ValueError, match="invalid 2-bit value 3"):
+        unpack_ternary_codes(state["packed_weight"], 16)

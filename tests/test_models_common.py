@@ -326,7 +326,31 @@ def test_transformers_gradient_checkpointing_switch_works(family):
         layer._gradient_checkpointing_func = lambda fn, *args, _inner=inner, **kw: (calls.append(1), _inner(fn, *args, **kw))[1]
     model(random_ids(2, 9), labels=torch.tensor([0, 1])).loss.backward()
     assert len(calls) == len(model.model.layers)  # every decoder block went through torch.utils.checkpoint
-    with torch.no_grad():  # no backward to replay: blocks run as they are
-        calls.clear()
+
+
+def test_our_checkpointing_switch_skips_the_recomputation_without_autograd(family, monkeypatch):
+    """``set_activation_checkpointing`` behaves alike on every accepted transformers: under ``no_grad``
+    (nothing to replay) blocks run as they are. transformers 5.17 itself sends them through
+    torch.utils.checkpoint there too; CI runs this test on 5.17 as well (.ci/run)."""
+    import transformers.modeling_utils as modeling_utils
+
+    from kernels.models.common import set_activation_checkpointing
+
+    calls = []
+    original = modeling_utils.checkpoint
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    # the function both switches (activation_ / gradient_checkpointing_enable) bind into every block
+    monkeypatch.setattr(modeling_utils, "checkpoint", counting)
+    model = classifier_class(family)(tiny_config(family))
+    model.train()
+    set_activation_checkpointing(model, True)
+    with torch.no_grad():
         model(random_ids(2, 9))
-        assert calls == []
+    assert calls == []
+    model(random_ids(2, 9), labels=torch.tensor([0, 1])).loss.backward()
+    assert len(calls) == len(model.model.layers)
+    set_activation_checkpointing(model, False)

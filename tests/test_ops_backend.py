@@ -158,3 +158,84 @@ def test_forcing_torch_skips_fla_even_when_it_would_be_used(monkeypatch):
     backend.set_force_torch(None)
     monkeypatch.setenv(backend.FORCE_TORCH_ENV, "1")
     assert backend.use_fla(CudaLike()) is False
+
+
+# --- evidence that fla's kernels ran: the adapters count their calls ----------------------------------
+
+def test_adapters_count_every_fla_call_and_the_torch_path_none(fake_fla, monkeypatch):
+    for module_name in ("kernels.ops.gla.chunk", "kernels.ops.gla.fused_recurrent",
+                        "kernels.ops.hgrn.chunk", "kernels.ops.hgrn.fused_recurrent"):
+        monkeypatch.setattr(importlib.import_module(module_name), "use_fla",
+                            lambda *tensors: not backend.torch_forced())  # as on CUDA: forcing still wins
+    gen = torch.Generator().manual_seed(2)
+    q, k, g = (torch.randn(1, 5, 2, 4, generator=gen) for _ in range(3))
+    v = torch.randn(1, 5, 2, 3, generator=gen)
+    x, gx = torch.randn(1, 5, 6, generator=gen), torch.randn(1, 5, 6, generator=gen)
+    before = backend.fla_kernel_calls()
+    chunk_gla(q, k, v, g)
+    chunk_gla(q, k, v, g)
+    fused_recurrent_gla(q, k, v, g)
+    chunk_hgrn(x, gx)
+    fused_recurrent_hgrn(x, gx)
+    backend.set_force_torch(True)  # the same tensors on the pure-PyTorch ops: fla's kernels do not run
+    chunk_gla(q, k, v, g)
+    chunk_hgrn(x, gx)
+    backend.set_force_torch(None)
+    calls = backend.fla_calls_since(before)
+    assert calls == {"chunk_gla": 2, "fused_recurrent_gla": 1, "chunk_hgrn": 1, "fused_recurrent_hgrn": 1}
+    assert [c[0] for c in fake_fla] == ["chunk_gla", "chunk_gla", "fused_recurrent_gla", "chunk_hgrn",
+                                        "fused_recurrent_hgrn"]
+    assert backend.fla_call_record(before) == {"fla_kernel_calls": 5, "fla_kernel_calls_by_op": calls}
+
+
+def test_unknown_fla_op_is_not_counted():
+    with pytest.raises(ValueError, match="unknown fla op 'chunk_rwkv'"):
+        backend.count_fla_call("chunk_rwkv")
+
+
+def test_finetune_info_records_the_fla_calls_of_training(fake_fla, tmp_path):
+    """finetune_info.json's provenance says how often fla's kernels ran during the job's training steps
+    (here the stand-in fla of ``fake_fla``, called through the real adapters from a GLA classifier)."""
+    import json
+
+    from test_training_support import finetune_hp, make_tokenizer, sentiment_frame
+
+    from kernels.models import build_classifier
+    from kernels.training.loop import finetune
+
+    tokenizer = make_tokenizer()
+    model = build_classifier("gla", {"hidden_size": 32, "num_hidden_layers": 2, "num_heads": 2},
+                             vocab_size=len(tokenizer), num_labels=2, pad_token_id=tokenizer.pad_token_id, seed=0)
+    info = {"provenance": backend.kernel_provenance("cpu")}
+    result = finetune(model, tokenizer, sentiment_frame(16), finetune_hp(epochs=1, batch_size=8),
+                      model_dir=tmp_path / "model", checkpoint_dir=tmp_path / "ckpt", progress=False, info=info)
+    recorded = json.loads((tmp_path / "model" / "finetune_info.json").read_text())["provenance"]
+    chunk_calls = sum(1 for name, _ in fake_fla if name == "chunk_gla")
+    assert chunk_calls >= 2 * result.steps  # two layers per forward, at least one forward per step
+    assert recorded["fla_kernel_calls"] == chunk_calls
+    assert recorded["fla_kernel_calls_by_op"] == {"chunk_gla": chunk_calls, "fused_recurrent_gla": 0,
+                                                  "chunk_hgrn": 0, "fused_recurrent_hgrn": 0}
+    assert recorded["kernels"] == "torch"  # what kernel_provenance says for a CPU device, unchanged
+
+
+# --- code_version outside a git checkout ----------------------------------------------------------------
+
+def test_code_version_outside_a_git_checkout_is_a_hash_of_the_sources(tmp_path):
+    """An exported copy of the package (no .git, e.g. on a cluster node) still names its code."""
+    import shutil
+    import subprocess
+
+    copy = tmp_path / "export"
+    shutil.copytree(backend.PACKAGE_DIR, copy / "kernels", ignore=shutil.ignore_patterns("__pycache__"))
+    probe = "from kernels.ops.backend import code_version; print(code_version())"
+
+    def version_of_copy() -> str:
+        done = subprocess.run([sys.executable, "-c", probe], cwd=copy, capture_output=True, text=True,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy)}, check=True)
+        return done.stdout.strip()
+
+    exported = version_of_copy()
+    assert exported == "src-" + backend.package_source_hash()[:12]  # same sources, same version
+    (copy / "kernels" / "ops" / "fastmath.py").write_text("# edited\n", encoding="utf-8")
+    edited = version_of_copy()
+    assert edited.startswith("src-") and edited != exported

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 import torch
@@ -261,20 +262,29 @@ def test_matches_fla_naive_reference():
 
 
 @pytest.mark.gpu
+# the fla condition is a string, evaluated only when the CUDA one (checked first) does not skip: without
+# CUDA, collecting the gpu tests never imports fla (the GPU check's CPU run stays short)
+@pytest.mark.skipif("not backend.fla_available()", reason="needs fla (kernels.ops.backend.fla_import_error())")
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.skipif(not backend.fla_available(), reason="needs fla")
 @pytest.mark.parametrize("fn", [chunk_gla, fused_recurrent_gla])
 def test_fla_path_matches_torch_path(fn):
     q, k, v, g, h0 = (t.cuda() for t in make_inputs(300, gates="strong", with_state=True, seed=4, h=4, k=64, v=64))
     assert backend.use_fla(q, k, v, g, h0)
+    before = backend.fla_kernel_calls()
     o_fla, s_fla = fn(q, k, v, g, initial_state=h0, output_final_state=True)
+    assert backend.fla_calls_since(before)[fn.__name__] == 1  # fla's kernel really ran
     backend.set_force_torch(True)
     try:
         o_torch, s_torch = fn(q, k, v, g, initial_state=h0, output_final_state=True)
     finally:
         backend.set_force_torch(None)
-    assert_close(o_fla, o_torch, 2e-3)
-    assert_close(s_fla, s_torch, 2e-3)
+    # fla's fp32 tl.dot runs at triton's default TF32 (10-bit mantissa) unless TRITON_F32_DEFAULT=ieee
+    # (benchmarks/gpu_check.sh sets it for these tests): an emulation of fla's chunk algorithm on exactly
+    # these inputs gives a largest error of 5.4e-3 with TF32 rounding to nearest, 1.1e-2 with truncation,
+    # 1.9e-5 in IEEE fp32
+    tol = 2e-3 if os.environ.get("TRITON_F32_DEFAULT") == "ieee" else 2e-2
+    assert_close(o_fla, o_torch, tol)
+    assert_close(s_fla, s_torch, tol)
 
 
 @pytest.mark.parametrize("gates", ["normal", "mixed", "very_strong"])

@@ -205,13 +205,17 @@ def test_matches_fla_naive_reference():
 
 
 @pytest.mark.gpu
+# the fla condition is a string, evaluated only when the CUDA one (checked first) does not skip: without
+# CUDA, collecting the gpu tests never imports fla (the GPU check's CPU run stays short)
+@pytest.mark.skipif("not backend.fla_available()", reason="needs fla (kernels.ops.backend.fla_import_error())")
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.skipif(not backend.fla_available(), reason="needs fla")
 @pytest.mark.parametrize("fn", [chunk_hgrn, fused_recurrent_hgrn])
 def test_fla_path_matches_torch_path(fn):
     x, g, h0 = (t.cuda() for t in make_inputs(300, with_state=True, seed=4, d=256))
     assert backend.use_fla(x, g, h0)
+    before = backend.fla_kernel_calls()
     o_fla, s_fla = fn(x, g, initial_state=h0, output_final_state=True)
+    assert backend.fla_calls_since(before)[fn.__name__] == 1  # fla's kernel really ran
     backend.set_force_torch(True)
     try:
         o_torch, s_torch = fn(x, g, initial_state=h0, output_final_state=True)

@@ -139,10 +139,12 @@ def test_paper_precision_disk_and_provenance(rehearsal):
         with safe_open(str(model_dir / "model.safetensors"), "pt") as f:
             assert {f.get_tensor(k).dtype.__str__() for k in f.keys()} == {"torch.bfloat16"}
         assert info["provenance"]["kernels"] == "torch" and "cpu" in info["provenance"]["kernels_reason"]
+        assert info["provenance"]["fla_kernel_calls"] == 0  # counted: on CPU fla's kernels never run
         metrics = json.loads((rehearsal / f"results/eval/{model}/sst2/seed0/metrics.json").read_text())
         assert metrics["provenance"]["autocast_dtype"] == "bfloat16"
+        assert metrics["provenance"]["fla_kernel_calls"] == 0
         efficiency = pd.read_csv(rehearsal / f"results/efficiency/{model}.csv")
-        assert set(efficiency["kernels"]) == {"torch"}
+        assert set(efficiency["kernels"]) == {"torch"} and set(efficiency["fla_kernel_calls"]) == {0}
     assert not any((rehearsal / "results").glob("checkpoints/**/*.safetensors"))  # removed once written
 
 

@@ -271,7 +271,8 @@ def test_gpu_check_pieces_run_on_cpu():
     result = bench.compare(bench.ForcedOps(ours, True), bench.ForcedOps(ours, False), x, 1, torch.device("cpu"))
     assert result["max_abs_diff"] == 0.0 and result["grad_max_abs_diff"] == 0.0 and result["time_ratio"] > 0
     script = (REPO / "benchmarks" / "gpu_check.sh").read_text()
-    for piece in ("-m gpu", "paper_rehearsal.yaml", "gpu_rehearsal.yaml", "bench_fla_layers.py", "json.dumps"):
+    for piece in ("-m gpu", "paper_rehearsal.yaml", "gpu_rehearsal.yaml", "bench_fla_layers.py",
+                  "bench_gpu_step.py", "gpu_check_env.py", "gpu_check_summary.py"):
         assert piece in script
     overlay = yaml.safe_load((REPO / "benchmarks" / "gpu_rehearsal.yaml").read_text())
     assert overlay == {"finetune": {"device": "cuda"}, "profile": {"device": "cuda"}, "attack": {"device": "cuda"},

@@ -88,6 +88,7 @@ def test_sweep_rows_and_values(sweeps, family):
     assert frame.loc[frame["mode"] != "decode", "state_mb"].isna().all()
     # which kernels produced the numbers (CPU: this package's torch ops), with the installed versions
     assert (frame["kernels"] == "torch").all() and (frame["threads"] == 1).all()
+    assert (frame["fla_kernel_calls"] == 0).all()  # counted per point: fla's kernels never ran here
     for column, package in (("fla_version", "fla-core"), ("triton_version", "triton")):
         try:
             installed = importlib.metadata.version(package)

@@ -38,7 +38,7 @@ def evaluate_job(*, model_dir: str | Path, family: str, task: str, glue_paths: l
                  max_length: int, device: str = "cpu", threads: int | None = None, model_name: str | None = None,
                  seed: int | None = None, dtype: str = "float32", require_fla: bool = False) -> dict:
     """Predict and score one fine-tuned model; ``dtype`` is the autocast dtype (the fine-tuning one)."""
-    from kernels.ops.backend import kernel_provenance
+    from kernels.ops.backend import fla_call_record, fla_kernel_calls, kernel_provenance
     from kernels.ops.backend import require_fla as check_fla
     from kernels.training.loop import resolve_device
 
@@ -50,12 +50,15 @@ def evaluate_job(*, model_dir: str | Path, family: str, task: str, glue_paths: l
     advglue = read_frames(list(advglue_paths))
     _check_names(task, list(glue), list(advglue))
     model, tokenizer = load_finetuned(family, model_dir)
+    calls_before = fla_kernel_calls()
     predictions = predict_all(model, tokenizer, glue, advglue, max_length=int(max_length),
                               batch_size=int(batch_size), device=device, dtype=dtype)
     # The bootstrap is seeded by the run's seed, so re-running a job reproduces its intervals.
     metrics = compute_metrics(predictions, task, bootstrap_samples=int(bootstrap_samples),
                               bootstrap_seed=int(seed or 0), model=model_name, seed=seed)
-    metrics["provenance"] = {**kernel_provenance(resolve_device(device)), "autocast_dtype": dtype}
+    # fla_kernel_calls: calls of fla's kernels by the predictions above, proof that they ran
+    metrics["provenance"] = {**kernel_provenance(resolve_device(device)), **fla_call_record(calls_before),
+                             "autocast_dtype": dtype}
     write_parquet(predictions_path, predictions)
     write_json(metrics_path, metrics)
     return metrics

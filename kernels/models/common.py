@@ -97,19 +97,40 @@ def set_activation_checkpointing(model: PreTrainedModel, enabled: bool) -> None:
 
     On: every decoder block keeps only its inputs in the forward pass and is run again in backward
     (non-reentrant ``torch.utils.checkpoint``, so gradients equal those without it). Newer transformers
-    call the switch ``activation_checkpointing_enable``; older 5.x releases ``gradient_checkpointing_enable``.
+    call the switch ``activation_checkpointing_enable``; older 5.x releases (5.17, the oldest this package
+    accepts and CI tests) ``gradient_checkpointing_enable``. Those older releases also route a block through
+    the checkpoint function when autograd is off (``torch.no_grad``), where there is no backward to replay:
+    the function set here runs the block directly then, as newer releases do, on every version alike.
     """
     if enabled:
         enable = getattr(model, "activation_checkpointing_enable", None)
         if enable is not None:
             enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:  # pragma: no cover - transformers releases before the rename
+        else:  # transformers releases before the rename (5.17)
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        for module in model.modules():
+            checkpoint = getattr(module, "_gradient_checkpointing_func", None)
+            if getattr(module, "gradient_checkpointing", False) and checkpoint is not None:
+                module._gradient_checkpointing_func = _checkpoint_with_grad_only(checkpoint)
         return
     disable = getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable
     disable()
     # enabling also made the embedding output require grad (for frozen embeddings); undo that hook too
     model.disable_input_require_grads()
+
+
+def _checkpoint_with_grad_only(checkpoint):
+    """``checkpoint(fn, *args)`` when autograd records, else ``fn(*args)`` (nothing to recompute for)."""
+    if getattr(checkpoint, "_grad_only", False):
+        return checkpoint
+
+    def run(function, *args, **kwargs):
+        if torch.is_grad_enabled():
+            return checkpoint(function, *args, **kwargs)
+        return function(*args, **kwargs)
+
+    run._grad_only = True
+    return run
 
 
 # -------------------------------------------------------------------------------------- pooling/head

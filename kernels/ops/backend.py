@@ -14,12 +14,15 @@ decision back to the environment.
 
 from __future__ import annotations
 
+import collections
 import functools
+import hashlib
 import importlib
 import importlib.metadata
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch itself is imported by whoever holds tensors; the profile job process never needs it
@@ -31,6 +34,11 @@ _FALSE_WORDS = {"", "0", "false", "no", "off"}
 
 # None: follow the environment variable; True/False: explicit override from code.
 _force_torch_override: bool | None = None
+
+# fla's ops that the adapters (the ``_fla_*`` functions of kernels.ops.gla / kernels.ops.hgrn) call.
+FLA_OPS = ("chunk_gla", "fused_recurrent_gla", "chunk_hgrn", "fused_recurrent_hgrn")
+# Calls of fla's kernels in this process, per op (counted by the adapters as they call fla).
+_fla_calls: collections.Counter[str] = collections.Counter()
 
 
 def set_force_torch(force: bool | None) -> None:
@@ -61,19 +69,51 @@ def fla_import_error() -> str | None:
     """Why fla's op modules cannot be used (``"ModuleNotFoundError: ..."``), or None when they import.
 
     fla needs triton, and a triton that does not match torch fails at import: any exception means
-    the fla path is unusable, and its text is what a user needs to mend the environment.
+    the fla path is unusable, and its text is what a user needs to mend the environment. Once fla
+    imports, ``$KERNELS_AUTOTUNE_CONFIGS`` (:mod:`kernels.ops.autotune`) bounds its autotuning.
     """
     try:
         importlib.import_module("fla.ops.gla")
         importlib.import_module("fla.ops.hgrn")
     except Exception as exc:  # noqa: BLE001 - reported, never swallowed silently
         return f"{type(exc).__name__}: {exc}"
+    from kernels.ops.autotune import apply_environment_limit
+
+    apply_environment_limit()
     return None
 
 
 def fla_available() -> bool:
     """True when fla's op modules import (fla needs triton; importing it on CPU-only builds may fail)."""
     return fla_import_error() is None
+
+
+def count_fla_call(op: str) -> None:
+    """Record that an adapter handed ``op`` (one of :data:`FLA_OPS`) to fla's triton kernel.
+
+    This is the evidence that fla's kernels *ran*: ``kernel_provenance`` only says that they would be
+    chosen (CUDA, fla importable, not forced off), which stays true for a model that never reaches them."""
+    if op not in FLA_OPS:
+        raise ValueError(f"count_fla_call: unknown fla op {op!r}; known: {FLA_OPS}")
+    _fla_calls[op] += 1
+
+
+def fla_kernel_calls() -> dict[str, int]:
+    """Calls of each of fla's ops in this process so far (every op of :data:`FLA_OPS`, zeros included)."""
+    return {op: _fla_calls[op] for op in FLA_OPS}
+
+
+def fla_calls_since(before: dict[str, int]) -> dict[str, int]:
+    """Calls per op since the snapshot ``before`` (a :func:`fla_kernel_calls` result)."""
+    now = fla_kernel_calls()
+    return {op: now[op] - before.get(op, 0) for op in FLA_OPS}
+
+
+def fla_call_record(before: dict[str, int] | None = None) -> dict[str, int | dict[str, int]]:
+    """Provenance fields of fla's calls since ``before`` (default: since the process started):
+    ``fla_kernel_calls`` (their total) and ``fla_kernel_calls_by_op``."""
+    calls = fla_calls_since(before or {})
+    return {"fla_kernel_calls": sum(calls.values()), "fla_kernel_calls_by_op": calls}
 
 
 def _distribution_version(name: str) -> str | None:
@@ -107,22 +147,48 @@ def kernel_provenance(device: str | torch.device) -> dict[str, str | None]:
 
 @functools.lru_cache(maxsize=None)
 def software_versions() -> dict[str, str | None]:
-    """The other libraries a number depends on, and the checkout's commit (``git describe --always
-    --dirty``; None outside a git checkout): a demo accuracy that moves can be traced to what changed."""
+    """The other libraries a number depends on, and the code's version (``code_version``, see
+    :func:`code_version`): a demo accuracy that moves can be traced to what changed."""
     versions = {f"{name}_version": _distribution_version(name) for name in ("transformers", "tokenizers", "numpy")}
-    return {**versions, "code_version": _code_version()}
+    return {**versions, "code_version": code_version()}
 
 
-def _code_version() -> str | None:
-    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the ``kernels`` package
+
+
+def code_version(package_dir: Path = PACKAGE_DIR) -> str | None:
+    """The checkout's ``git describe --always --dirty``; outside a git checkout (an exported copy on a
+    cluster node, an unpacked archive, no git installed) ``src-`` and the first 12 hex digits of a SHA-256
+    over the package's Python sources (:func:`package_source_hash`), so a number still names its code."""
+    return _git_describe(package_dir.parent) or f"src-{package_source_hash(package_dir)[:12]}"
+
+
+def _git_describe(checkout: Path) -> str | None:
+    # --git-dir/--work-tree pinned to this checkout: an enclosing repository (a copy of the code placed
+    # inside some other project's git tree) must not lend it its commit
+    if not (checkout / ".git").exists():
+        return None
     try:
-        done = subprocess.run(["git", "-C", checkout, "describe", "--always", "--dirty"], capture_output=True,
+        done = subprocess.run(["git", "-C", str(checkout), "describe", "--always", "--dirty"], capture_output=True,
                               text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     if done.returncode != 0:
         return None
     return done.stdout.strip() or None
+
+
+def package_source_hash(package_dir: Path = PACKAGE_DIR) -> str:
+    """SHA-256 (hex) over every ``*.py`` file of the package: its path relative to the package and its
+    bytes, in sorted order (caches such as ``__pycache__`` do not count)."""
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py")):
+        relative = path.relative_to(package_dir).as_posix()
+        if "__pycache__" in relative.split("/"):
+            continue
+        digest.update(relative.encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _torch_version() -> str | None:

@@ -86,13 +86,25 @@ def pack_ternary(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return packed, scale
 
 
-def unpack_ternary_codes(packed: torch.Tensor, in_features: int) -> torch.Tensor:
-    """The int8 codes in {-1, 0, 1} of shape ``[out, in_features]`` stored in ``packed``."""
+def unpack_ternary_codes(packed: torch.Tensor, in_features: int, validate: bool = True) -> torch.Tensor:
+    """The int8 codes in {-1, 0, 1} of shape ``[out, in_features]`` stored in ``packed``.
+
+    ``validate`` checks for the invalid 2-bit value 3, which costs a device-to-host sync; code that
+    unpacks the same, already checked buffer on every call (``PackedBitLinear.forward``) passes False."""
+    if validate:
+        check_packed_codes(packed)
     slots = [((packed >> (2 * slot)) & 0b11) for slot in range(CODES_PER_BYTE)]
     shifted = torch.stack(slots, dim=-1).reshape(packed.shape[0], -1)[:, :in_features]
-    if bool((shifted > 2).any()):
-        raise ValueError("packed ternary tensor holds the invalid 2-bit value 3")
     return shifted.to(torch.int8) - 1
+
+
+def check_packed_codes(packed: torch.Tensor, where: str = "packed ternary tensor") -> None:
+    """Raise unless every 2-bit field of ``packed`` holds a code of {0, 1, 2} (i.e. -1, 0, 1)."""
+    invalid = torch.zeros_like(packed, dtype=torch.bool)
+    for slot in range(CODES_PER_BYTE):
+        invalid |= ((packed >> (2 * slot)) & 0b11) == 0b11
+    if bool(invalid.any()):
+        raise ValueError(f"{where} holds the invalid 2-bit value 3")
 
 
 def unpack_ternary(packed: torch.Tensor, scale: torch.Tensor, in_features: int,
@@ -217,9 +229,18 @@ class PackedBitLinear(nn.Module):
                 packed_module.bias.copy_(module.bias)
         return packed_module.to(module.weight.device)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Loaded codes are checked once here, so that forward never has to (a check there would make
+        # every forward wait for the device).
+        packed = state_dict.get(prefix + "packed_weight")
+        if isinstance(packed, torch.Tensor):
+            check_packed_codes(packed, where=f"state dict entry {prefix}packed_weight")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_codes, x_scale = activation_codes(self.norm(x))
-        w_codes = unpack_ternary_codes(self.packed_weight, self.in_features).float()
+        # packed_weight comes from pack_ternary or a checked state dict: unpacked without a host sync
+        w_codes = unpack_ternary_codes(self.packed_weight, self.in_features, validate=False).float()
         # Integer-valued product, rescaled once per token: y = (x_int @ c^T) * m / s_x.
         y = F.linear(x_codes, w_codes) * (self.weight_scale / x_scale)
         if self.bias is not None:
@@ -242,5 +263,6 @@ def pack_bitlinears(module: nn.Module) -> nn.Module:
 
 __all__ = [
     "BitLinear", "PackedBitLinear", "pack_bitlinears", "pack_ternary", "unpack_ternary", "unpack_ternary_codes",
+    "check_packed_codes",
     "activation_quant", "weight_quant", "ternary_codes", "activation_codes", "autocast_dtype", "wide_float",
 ]

@@ -6,8 +6,10 @@ DESIGN_COLUMNS = ["model", "device", "mode", "batch_size", "seq_len", "median_ms
                   "tokens_per_s", "peak_mem_mb", "params"]
 # mfu = achieved_gflops / peak_gflops, the device's matmul peak measured at the start of the sweep
 # (see kernels.profiling.flops and kernels.profiling.peak).
-# kernels / fla_version / triton_version: which GLA and HGRN kernels ran (kernels.ops.backend.kernel_provenance).
+# kernels / fla_version / triton_version: which GLA and HGRN kernels ran (kernels.ops.backend.kernel_provenance);
+# fla_kernel_calls: how many calls of fla's kernels the point made (0 on the pure-PyTorch ops).
 EXTRA_COLUMNS = ["status", "threads", "dtype", "state_mb", "flops_per_token", "achieved_gflops", "repeats",
-                 "device_name", "peak_gflops", "mfu", "kernels", "fla_version", "triton_version"]
+                 "device_name", "peak_gflops", "mfu", "kernels", "fla_version", "triton_version",
+                 "fla_kernel_calls"]
 COLUMNS = DESIGN_COLUMNS + EXTRA_COLUMNS
 STATUSES = ("ok", "oom")

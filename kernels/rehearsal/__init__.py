@@ -16,6 +16,8 @@ stand-ins for what paper scale downloads, in the published layouts:
 Build them with ``python -m kernels.rehearsal [DIR]`` (default ``rehearsal/`` in the working directory).
 """
 
-from kernels.rehearsal.build import build_rehearsal_inputs
+from kernels._lazy import lazy_exports
 
-__all__ = ["build_rehearsal_inputs"]
+# Lazy (imported on first use): ``kernels.rehearsal.checkpoints`` (the published configs) must import without
+# the data stage's dependencies (pyarrow), e.g. in the GPU check on a node that has only torch's stack.
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {"build": ["build_rehearsal_inputs"]})

@@ -54,6 +54,7 @@ from kernels.training.batching import (EncodedExamples, batches_per_epoch, colla
                                        plan_batches)
 from kernels.training.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
 from kernels.models.common import set_activation_checkpointing
+from kernels.ops.backend import fla_call_record, fla_kernel_calls
 from kernels.training.memory import can_plan, check_device_memory, log_plan, plan_memory
 
 LOG_COLUMNS = ["step", "loss", "lr", "tokens_per_s", "elapsed_s"]
@@ -437,6 +438,7 @@ def finetune(model, tokenizer, train_frame: pd.DataFrame, hp: FinetuneHyperparam
         raise ValueError(f"{source}: field 'label' has value {int(labels.max())} but the model has "
                          f"{num_labels} labels")
     encoded = encode_examples(tokenizer, train_frame, hp.max_length, source=source)
+    calls_before = fla_kernel_calls()
     result = train_classifier(model, encoded, hp, pad_token_id=pad_id, checkpoint_dir=checkpoint_dir,
                               threads=threads, stop_after_steps=stop_after_steps, progress=progress)
     if result.completed:
@@ -444,6 +446,8 @@ def finetune(model, tokenizer, train_frame: pd.DataFrame, hp: FinetuneHyperparam
         record = {**(info or {}), "train_dtype": hp.dtype, "save_dtype": save_dtype, "steps": result.steps,
                   "examples": len(encoded), "tokens": result.tokens,
                   "memory_plan": getattr(result, "memory_plan", None)}
+        if "provenance" in record:  # calls of fla's kernels by this run's training steps: proof that they ran
+            record["provenance"] = {**record["provenance"], **fla_call_record(calls_before)}
         write_model_dir(model_dir, model, tokenizer, result.log, save_dtype=save_dtype, info=record)
         remove_checkpoint(checkpoint_dir, prune_parents=checkpoint_prune_parents)
     return result

@@ -48,7 +48,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..backend import use_fla
+from ..backend import count_fla_call, use_fla
 from ..dtypes import autocast_off, compute_dtype
 from ..fastmath import LOG2E
 from .utils import check_gla_args, resolve_scale
@@ -355,4 +355,5 @@ def _fla_chunk_gla(q, k, v, g, scale, initial_state, output_final_state):
     o, final_state = fla_chunk_gla(
         q, k, v, g, scale=scale, initial_state=initial_state, output_final_state=output_final_state
     )
+    count_fla_call("chunk_gla")
     return o, (final_state.float() if final_state is not None else None)

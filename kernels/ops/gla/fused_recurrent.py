@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..backend import use_fla
+from ..backend import count_fla_call, use_fla
 from ..dtypes import autocast_off, compute_dtype
 from ..fastmath import exp_base2
 from .utils import check_gla_args, resolve_scale
@@ -79,4 +79,5 @@ def _fla_fused_recurrent_gla(q, k, v, g, scale, initial_state, output_final_stat
     o, final_state = fla_fused_recurrent_gla(
         q, k, v, gk=g, scale=scale, initial_state=initial_state, output_final_state=output_final_state
     )
+    count_fla_call("fused_recurrent_gla")
     return o, (final_state.float() if final_state is not None else None)

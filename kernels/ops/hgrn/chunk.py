@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..backend import use_fla
+from ..backend import count_fla_call, use_fla
 from ..dtypes import compute_dtype
 from ..fastmath import exp_base2
 from .utils import check_hgrn_args
@@ -188,6 +188,7 @@ def _fla_chunk_hgrn(x, g, initial_state, output_final_state):
     if initial_state is not None:
         initial_state = initial_state.float()
     o, final_state = fla_chunk_hgrn(x, g, initial_state=initial_state, output_final_state=output_final_state)
+    count_fla_call("chunk_hgrn")
     if final_state is not None:
         final_state = final_state.float()
     return o, final_state

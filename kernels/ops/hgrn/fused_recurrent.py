@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..backend import use_fla
+from ..backend import count_fla_call, use_fla
 from ..dtypes import compute_dtype
 from ..fastmath import exp_base2
 from .utils import check_hgrn_args
@@ -54,6 +54,7 @@ def _fla_fused_recurrent_hgrn(x, g, initial_state, output_final_state):
     o, final_state = fla_fused_recurrent_hgrn(
         x, g, initial_state=initial_state, output_final_state=output_final_state
     )
+    count_fla_call("fused_recurrent_hgrn")
     if final_state is not None:
         final_state = final_state.float()
     return o, final_state
