@@ -1,7 +1,10 @@
 """Measuring one grid point (mode x batch size x sequence length) of one model, in the current process.
 
-CPU memory is the growth of the process' peak resident set size over its size just before the point
-(the caller runs each point in its own forked process, see :mod:`kernels.profiling.worker`). CUDA
+CPU memory (``peak_mem_mb``) is measured from tensors: the peak of the bytes of the tensors a point's step
+creates, in one untimed run of it (:mod:`kernels.profiling.tensor_memory`; decode adds the state carried
+between steps). The growth of the process' peak resident set size over its size just before the point is
+kept beside it as ``rss_peak_mb`` (the caller runs each point in its own forked process, see
+:mod:`kernels.profiling.worker`), since it depends on what the allocator kept from earlier work. CUDA
 memory is the growth of ``torch.cuda.max_memory_allocated`` over the memory allocated before it.
 
 What each mode runs:
@@ -21,6 +24,7 @@ The model itself is never cast: its weights (and rotary frequency buffers) stay 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import itertools
@@ -286,6 +290,33 @@ class _DecodeStep:
         return (self.state_bytes or 0) / 2**20 + self.growth_mb
 
 
+def decode_tensor_memory_mb(decode: _DecodeStep) -> float:
+    """Decode memory from tensors (CPU): one untimed run of ``decode`` with a tensor probe in place of its own,
+    i.e. the state carried between steps plus the peak of the tensors the decode steps create
+    (kernels.profiling.tensor_memory). The step's own probe and what it measured are put back afterwards."""
+    from kernels.profiling.tensor_memory import TensorMemoryProbe
+
+    kept = decode.probe, decode.growth_mb
+    probe = decode.probe = TensorMemoryProbe()
+    decode.growth_mb = 0.0
+    try:
+        decode()
+        return decode.peak_mem_mb()
+    finally:
+        if probe.meter is not None:  # the run failed between start() and peak_growth_mb()
+            probe.meter.__exit__(None, None, None)
+        decode.probe, decode.growth_mb = kept
+
+
+def tensor_memory_mb(step: Callable[[], list[float]], decode: _DecodeStep | None) -> float:
+    """A point's memory measured from tensors (CPU), in one untimed run of its step: train and prefill, the
+    peak of the tensors the step creates (activations, gradients, optimizer temporaries) over what existed
+    before; decode, :func:`decode_tensor_memory_mb`."""
+    from kernels.profiling.tensor_memory import peak_tensor_growth_mb
+
+    return decode_tensor_memory_mb(decode) if decode is not None else peak_tensor_growth_mb(step)
+
+
 @contextlib.contextmanager
 def initial_weights_restored(model: torch.nn.Module) -> Iterator[None]:
     """Train points update the weights; every point (and the prefill and decode points after them) must
@@ -355,6 +386,12 @@ def _run_point(model, spec, mode, batch, seq_len, settings, device, probe) -> di
             probe.start()
         build = _train_step if mode == "train" else _prefill_step
         step = build(model, tokens, clock, settings, device)
+    tensor_mb = None
+    if probe is not None and device.type == "cpu":
+        # CPU memory from tensors, not the resident set (kernels.profiling.tensor_memory); the untimed run
+        # stands in for the first warm-up run.
+        tensor_mb = tensor_memory_mb(step, decode)
+        settings = dataclasses.replace(settings, warmup=max(settings.warmup - 1, 0))
     samples = timed_samples(step, settings)
     median = float(np.median(samples))
     tokens_per_sample = batch if mode == "decode" else batch * seq_len
@@ -372,6 +409,9 @@ def _run_point(model, spec, mode, batch, seq_len, settings, device, probe) -> di
     }
     if probe is not None:
         row["peak_mem_mb"] = decode.peak_mem_mb() if decode is not None else probe.peak_growth_mb()
+        row["peak_mem_source"] = "cuda_allocator"
+        if tensor_mb is not None:  # CPU: the resident-set growth stays beside it, labelled
+            row["rss_peak_mb"], row["peak_mem_mb"], row["peak_mem_source"] = row["peak_mem_mb"], tensor_mb, "tensors"
     return row
 
 
