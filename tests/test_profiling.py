@@ -446,3 +446,17 @@ def test_cpu_memory_is_measured_from_tensors_and_the_rss_kept_beside_it(sweeps):
         for mode in ("train", "prefill"):  # activations grow with the length
             rows = frame[(frame["mode"] == mode) & (frame["batch_size"] == 1)].sort_values("seq_len")
             assert rows["peak_mem_mb"].is_monotonic_increasing and rows["peak_mem_mb"].iloc[-1] > 0, (family, mode)
+
+
+def test_one_definition_of_a_reliable_slope_in_code_readme_and_report():
+    """README, the module and the report state the rule the code applies (slope standard error, not r²)."""
+    from kernels.profiling.slopes import RELIABLE_MAX_SE, RELIABLE_MIN_POINTS, is_reliable
+
+    readme = (REPO / "README.md").read_text()
+    assert (f"reliable: slope standard error ≤ {RELIABLE_MAX_SE} over ≥ {RELIABLE_MIN_POINTS} lengths"
+            in readme)
+    assert "r² ≥ 0.9" not in readme
+    assert is_reliable(RELIABLE_MAX_SE, RELIABLE_MIN_POINTS) and not is_reliable(RELIABLE_MAX_SE * 1.01, 10)
+    assert not is_reliable(0.0, RELIABLE_MIN_POINTS - 1)
+    report = (REPO / "kernels" / "report" / "build.py").read_text()
+    assert "standard error &gt; {RELIABLE_MAX_SE} or n &lt; {RELIABLE_MIN_POINTS}" in report
