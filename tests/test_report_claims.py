@@ -275,5 +275,6 @@ def test_pareto_view_says_which_differences_are_within_the_noise():
     assert table.loc["MatMul-Free LM", "Dominated beyond the noise by"] == "GLA"
     assert table.loc["Transformer++", "Dominated beyond the noise by"] == "–"
     lines = pareto_noise_lines(data)
-    assert "Transformer++ vs MatMul-Free LM: within the noise on Train tokens/s, GLUE accuracy, AdvGLUE accuracy" in lines
+    assert ("Transformer++ vs MatMul-Free LM: within the noise on Train tokens/s, GLUE accuracy, AdvGLUE accuracy"
+            in lines)
     assert ("Transformer++ vs GLA: no difference within the noise") in lines

@@ -257,9 +257,10 @@ def efficiency_scaling(data: ReportData, style: Style) -> alt.Chart:
         frame, style, "median_ms", "median latency (ms; decode: ms per token)", True,
         alt.TitleParams("Latency vs sequence length (log-log): train step, prefill, decode per token",
                         subtitle="dashed: from this length on the model is faster than the baseline at every "
-                                 "longer profiled length"),
+                                 "longer profiled length, beyond the p10-p90 spread"),
         [alt.Tooltip("median_ms:Q", title="median ms", format=".2f"),
          alt.Tooltip("p10_ms:Q", title="p10 ms", format=".2f"), alt.Tooltip("p90_ms:Q", title="p90 ms", format=".2f"),
+         alt.Tooltip("repeats:Q", title="timed repeats"),
          alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.0f")],
         marks=crossover_marks(data, style, "faster"))
 
@@ -269,7 +270,7 @@ def memory_scaling(data: ReportData, style: Style) -> alt.Chart:
     if rows is None or rows["peak_mem_mb"].notna().sum() == 0:
         return placeholder("no peak memory measurements (efficiency.csv)", style)
     frame = with_labels(rows[rows["peak_mem_mb"].notna()], style.labels)
-    return _per_mode_lines(frame, style, "peak_mem_mb", "peak memory growth (MiB)", False,
+    return _per_mode_lines(frame, style, "peak_mem_mb", "peak memory (MiB; CPU: from tensors)", False,
                            alt.TitleParams("Peak memory growth vs sequence length",
                                            subtitle="dashed: from this length on the model needs less memory than "
                                                     "the baseline at every longer profiled length"),
@@ -430,13 +431,16 @@ FIGURE_LIST = [
     Figure("efficiency_scaling", "efficiency", "Latency vs sequence length",
            "Median latency per training step (the fine-tuning recipe), per prefill, and per decoded token (LM "
            "head included), over the profiled sequence lengths (log-log; y axes independent per mode). A dashed "
-           "rule marks the length from which a model is faster than the Transformer++ at every longer length "
-           "(the crossover, stated per mode in the table below). Hover for p10/p90 and tokens/s.",
+           "rule marks the length from which a model is faster than the Transformer++ at every longer length, "
+           "its p90 below the baseline's p10 (the crossover, stated per mode in the table below). Hover for "
+           "p10/p90, repeats and tokens/s.",
            efficiency_scaling),
     Figure("memory_scaling", "efficiency", "Peak memory vs sequence length",
-           "Peak memory growth of one training step / prefill over the model's resident memory; decode: the "
-           "state carried between tokens plus the growth during the decode steps (the prefill's activations "
-           "excluded). A dashed rule marks where a model becomes lighter than the Transformer++ for good.",
+           "Peak memory of one training step / prefill over what existed before it (weights; on CPU measured from "
+           "tensors: the most bytes of the tensors the step creates alive at once; on CUDA the allocator's peak); "
+           "decode: the state carried between tokens plus the decode steps' tensors (the prefill's activations "
+           "excluded). The resident-set growth is in efficiency.csv (rss_peak_mb), for reference. A dashed rule "
+           "marks where a model becomes lighter than the Transformer++ for good.",
            memory_scaling),
     Figure("mfu", "efficiency", "Model FLOPs utilisation",
            "Matrix-product FLOPs per token (analytic, kernels.profiling.flops; a training token counts 3x its "
