@@ -24,6 +24,7 @@ The model itself is never cast: its weights (and rotary frequency buffers) stay 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import importlib
 import inspect
@@ -290,31 +291,37 @@ class _DecodeStep:
         return (self.state_bytes or 0) / 2**20 + self.growth_mb
 
 
-def decode_tensor_memory_mb(decode: _DecodeStep) -> float:
-    """Decode memory from tensors (CPU): one untimed run of ``decode`` with a tensor probe in place of its own,
-    i.e. the state carried between steps plus the peak of the tensors the decode steps create
-    (kernels.profiling.tensor_memory). The step's own probe and what it measured are put back afterwards."""
+def decode_step_tensor_growth_mb(decode: _DecodeStep) -> float:
+    """The peak MiB of the tensors one decode step creates (CPU; kernels.profiling.tensor_memory), in an untimed
+    prefill and first decode step of ``decode`` with a tensor probe. One step tells it: every step runs the
+    same operations on a state of the same size (a recurrent state, or the KV cache preallocated for every
+    decoded token; the state itself is added from the timed runs, :func:`tensor_memory_mb`). ``decode`` itself
+    (its probe, what it measured) is left as it was."""
     from kernels.profiling.tensor_memory import TensorMemoryProbe
 
-    kept = decode.probe, decode.growth_mb
-    probe = decode.probe = TensorMemoryProbe()
-    decode.growth_mb = 0.0
+    probe = TensorMemoryProbe()
+    first = copy.copy(decode)
+    first.next_tokens, first.probe, first.growth_mb = decode.next_tokens[:, :1], probe, 0.0
     try:
-        decode()
-        return decode.peak_mem_mb()
+        first()
+        return first.growth_mb
     finally:
         if probe.meter is not None:  # the run failed between start() and peak_growth_mb()
             probe.meter.__exit__(None, None, None)
-        decode.probe, decode.growth_mb = kept
 
 
-def tensor_memory_mb(step: Callable[[], list[float]], decode: _DecodeStep | None) -> float:
-    """A point's memory measured from tensors (CPU), in one untimed run of its step: train and prefill, the
-    peak of the tensors the step creates (activations, gradients, optimizer temporaries) over what existed
-    before; decode, :func:`decode_tensor_memory_mb`."""
+def tensor_memory_mb(step: Callable[[], list[float]], decode: _DecodeStep | None) -> Callable[[], float]:
+    """A point's memory measured from tensors (CPU), from one untimed run of its step now: train and prefill,
+    the peak of the tensors the step creates (activations, gradients, optimizer temporaries) over what existed
+    before; decode, the state carried between steps (known once the timed runs are done) plus
+    :func:`decode_step_tensor_growth_mb`. Returns a function that gives it after the timed runs."""
     from kernels.profiling.tensor_memory import peak_tensor_growth_mb
 
-    return decode_tensor_memory_mb(decode) if decode is not None else peak_tensor_growth_mb(step)
+    if decode is None:
+        peak = peak_tensor_growth_mb(step)
+        return lambda: peak
+    growth = decode_step_tensor_growth_mb(decode)
+    return lambda: (decode.state_bytes or 0) / 2**20 + growth
 
 
 @contextlib.contextmanager
@@ -411,7 +418,7 @@ def _run_point(model, spec, mode, batch, seq_len, settings, device, probe) -> di
         row["peak_mem_mb"] = decode.peak_mem_mb() if decode is not None else probe.peak_growth_mb()
         row["peak_mem_source"] = "cuda_allocator"
         if tensor_mb is not None:  # CPU: the resident-set growth stays beside it, labelled
-            row["rss_peak_mb"], row["peak_mem_mb"], row["peak_mem_source"] = row["peak_mem_mb"], tensor_mb, "tensors"
+            row["rss_peak_mb"], row["peak_mem_mb"], row["peak_mem_source"] = row["peak_mem_mb"], tensor_mb(), "tensors"
     return row
 
 
