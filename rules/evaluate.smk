@@ -95,6 +95,7 @@ rule tables_eval:
             caption="report/significance.rst",
             category="Tables",
         ),
+        robustness="results/tables/pairwise_robustness.csv",
     log:
         "logs/tables_eval.log",
     conda:

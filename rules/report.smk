@@ -12,6 +12,7 @@ rule build_report:
         efficiency="results/tables/efficiency.csv",
         slopes="results/tables/efficiency_slopes.csv",
         significance="results/tables/pairwise_significance.csv",
+        robustness_significance="results/tables/pairwise_robustness.csv",
         train_data=[glue_split_path(task, "train") for task in TASK_LIST],
         attack_summaries=attack_result_files("summaries"),
         attack_lines=attack_result_files("lines"),

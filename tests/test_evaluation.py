@@ -163,3 +163,19 @@ def test_compute_metrics_qqp_has_f1_and_mnli_pairs_splits():
     result = compute_metrics(mnli, "mnli", bootstrap_samples=0)
     assert result["advglue"]["mnli-mm"]["glue_split"] == "validation_mismatched"
     assert result["advglue"]["mnli-mm"]["robustness_drop_unpaired"]["all"]["value"] == pytest.approx(0.8 - 2 / 6)
+
+
+def test_paired_drop_of_unchanged_predictions_is_exactly_zero_with_a_zero_interval():
+    """The paired drop resamples items once for both halves: when every adversarial version is predicted like
+    its clean original, every resample's drop is 0, so its interval is exactly [0, 0] (two independent
+    resamples of the clean and adversarial halves would give a wide interval around 0)."""
+    frame = hand_predictions()
+    originals = frame[frame["dataset"] == "advglue_original"].set_index("idx")["pred"]
+    adversarial = (frame["dataset"] == "advglue") & frame["idx"].isin(originals.index)
+    frame.loc[adversarial, "pred"] = frame.loc[adversarial, "idx"].map(originals)
+    block = compute_metrics(frame, "sst2", bootstrap_samples=500, bootstrap_seed=3)["advglue"]["sst2"]
+    assert block["original"]["accuracy"]["value"] == pytest.approx(4 / 5)  # right and wrong items: a real spread
+    assert 0.0 < block["original"]["accuracy"]["ci_low"] < block["original"]["accuracy"]["ci_high"]
+    for level, record in [("all", block["robustness_drop"]["all"]), *block["robustness_drop"]["by_level"].items()]:
+        assert (record["value"], record["ci_low"], record["ci_high"]) == (0.0, 0.0, 0.0), level
+    assert block["attack_success_rate"]["all"]["ci_high"] == 0.0

@@ -123,3 +123,35 @@ def test_one_interval_kind_whatever_the_seed_count(tmp_path):
     assert table["ci_low_over_seeds"].notna().sum() == table["ci_low"].notna().sum()
     bare = metrics_table(metrics_paths, None)
     assert bare["ci_low_over_seeds"].isna().all()
+
+
+def test_metrics_csv_keeps_the_paired_adversarial_accuracy():
+    """The other half of the paired drop: accuracy on the adversarial versions of the items with a clean
+    original, per level, so that metrics.csv's paired drop is advglue_original accuracy minus it."""
+    metrics = compute_metrics(hand_predictions(), "sst2", bootstrap_samples=50, model="gla", seed=0)
+    rows = pd.DataFrame(metrics_rows(metrics))
+    paired = rows[rows["metric"] == "paired_adversarial_accuracy"].set_index("level")
+    assert set(paired["dataset"]) == {"advglue"}
+    assert paired["value"].to_dict() == pytest.approx({"all": 2 / 5, "word": 1 / 3, "sentence": 1 / 2})
+    assert paired["n"].to_dict() == {"all": 5, "word": 3, "sentence": 2}
+    original = rows[rows["dataset"] == "advglue_original"].set_index("level")["value"]
+    drop = rows[rows["metric"] == "robustness_drop"].set_index("level")["value"]
+    for level in ("all", "word", "sentence"):
+        assert drop[level] == pytest.approx(original[level] - paired.loc[level, "value"])
+    assert (paired["ci_low"] <= paired["value"]).all() and (paired["value"] <= paired["ci_high"]).all()
+
+
+def test_majority_prediction_share_from_the_predictions(tmp_path):
+    frame = hand_predictions()
+    glue = frame["dataset"] == "glue"
+    frame.loc[glue, "pred"] = 1  # one class for every GLUE validation item
+    metrics_path, predictions_path = _write_run(tmp_path, frame, 0, 20)
+    table = metrics_table([metrics_path], None, [predictions_path])
+    share = table[table["metric"] == "majority_prediction_share"].set_index(["dataset", "split"])
+    assert share.loc[("glue", "validation"), "value"] == 1.0 and share.loc[("glue", "validation"), "n"] == 10
+    # hand_predictions' AdvGLUE predictions 1, 1, 0, 1, 1, 1 and originals 1, 0, 0, 0, 1
+    assert share.loc[("advglue", "sst2"), "value"] == pytest.approx(5 / 6)
+    assert share.loc[("advglue_original", "sst2"), "value"] == pytest.approx(3 / 5)
+    assert share["ci_low"].isna().all() and (share["level"] == "all").all()
+    # without the predictions there is nothing to count from
+    assert "majority_prediction_share" not in set(metrics_table([metrics_path], None)["metric"])

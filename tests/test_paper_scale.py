@@ -254,6 +254,27 @@ def test_import_kernels_models_registers_the_families(tmp_path):
     assert [line.split()[0].split(".")[2] for line in lines[1:]] == ["transformer", "gla", "hgrn_bit"]
 
 
+def test_only_import_kernels_models_registers_the_families_as_documented():
+    """``import kernels`` stays light and registers nothing (a fresh interpreter: registration is process-wide);
+    ``import kernels.models`` is the one import that does, as its docstring and the README say."""
+    probe = ("from transformers import AutoConfig\n"
+             "for model_type in ('transformer', 'gla', 'hgrn_bit'):\n"
+             "    try:\n"
+             "        print(model_type, type(AutoConfig.for_model(model_type)).__module__)\n"
+             "    except (KeyError, ValueError):\n"
+             "        print(model_type, 'unregistered')\n")
+    light = run_python("import sys, kernels\nprint('torch' in sys.modules)\n" + probe).split()
+    assert light == ["False", "transformer", "unregistered", "gla", "unregistered", "hgrn_bit", "unregistered"]
+    # (that `import kernels.models` registers them: test_import_kernels_models_registers_the_families)
+    import kernels.models
+
+    assert "``import kernels.models`` (this package)" in kernels.models.__doc__
+    assert "``import kernels`` alone does not" in kernels.models.__doc__
+    readme = (REPO / "README.md").read_text()
+    assert "`import kernels.models` registers the three families" in readme
+    assert "`import kernels` alone does not" in readme
+
+
 # ------------------------------------------------------------------------------------ GPU check
 
 def test_gpu_check_pieces_run_on_cpu():

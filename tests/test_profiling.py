@@ -18,8 +18,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from kernels.profiling import (COLUMNS, ModelSpec, SettingsError, build_model, combine_efficiency,  # noqa: E402
-                               fit_loglog, fit_slopes, flops_per_token, profile_model, settings_from_dict)
+from kernels.profiling import (COLUMNS, TABLE_COLUMNS, ModelSpec, SettingsError, build_model,  # noqa: E402
+                               combine_efficiency, fit_loglog, fit_slopes, flops_per_token, profile_model,
+                               settings_from_dict)
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -147,7 +148,11 @@ def test_tables_script_concatenates_and_fits(sweeps, tmp_path):
                                          efficiency=str(tmp_path / "efficiency.csv"),
                                          slopes=str(tmp_path / "slopes.csv"))
     combined = pd.read_csv(tmp_path / "efficiency.csv")
-    assert len(combined) == 3 * 3 * 2 * 2 and list(combined.columns) == COLUMNS
+    assert len(combined) == 3 * 3 * 2 * 2 and list(combined.columns) == TABLE_COLUMNS
+    # one MFU denominator for all three jobs: the highest peak any of them measured
+    assert combined["mfu_peak_gflops"].nunique() == 1
+    assert combined["mfu_peak_gflops"].iloc[0] == combined["peak_gflops"].max()
+    np.testing.assert_allclose(combined["mfu"], combined["achieved_gflops"] / combined["mfu_peak_gflops"])
     slopes = pd.read_csv(tmp_path / "slopes.csv")
     assert len(slopes) == 3 * 3 * 2  # model x mode x batch size
     assert slopes["slope"].notna().all() and (slopes["n_points"] == 2).all()
@@ -368,3 +373,91 @@ def test_points_flush_subnormal_floats_on_cpu():
     assert settings_from_dict(QUICK).flush_denormal is True
     with pytest.raises(SettingsError, match="'flush_denormal' must be true or false"):
         settings_from_dict(dict(QUICK, flush_denormal="yes"))
+
+
+def _decode_step_flops(family: str, seq_len: int) -> tuple[float, float, torch.nn.Module]:
+    """FLOPs torch's FlopCounterMode counts in one decode step (backbone and LM head, as the timed step runs
+    them) after a prefill of ``seq_len`` tokens, and in the LM head alone."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from kernels.profiling.measure import decode_head, initial_decode_state, output_state
+
+    spec = ModelSpec(family=family, arch=ARCHS[family], vocab_size=VOCAB)
+    model = build_model(spec).eval()
+    head, backbone = decode_head(spec, model, torch.device("cpu")), model.model
+    tokens = torch.randint(1, VOCAB, (1, seq_len + 1), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        state = output_state(backbone(input_ids=tokens[:, :-1], use_cache=True,
+                                      past_state=initial_decode_state(spec, backbone, seq_len + 1)))
+        step, head_only = FlopCounterMode(display=False), FlopCounterMode(display=False)
+        with step:
+            hidden = backbone(input_ids=tokens[:, -1:], use_cache=True, past_state=state).last_hidden_state
+            head(hidden)
+        with head_only:
+            head(hidden)
+    return step.get_total_flops(), head_only.get_total_flops(), model
+
+
+@pytest.mark.parametrize("family", list(ARCHS))
+def test_decode_flops_count_the_lm_head_the_step_runs(family):
+    from kernels.profiling.flops import forward_flops_per_token, lm_head_flops_per_token, mode_context
+
+    counted, head, model = _decode_step_flops(family, 16)
+    config = model.config
+    assert head == lm_head_flops_per_token(config) == 2 * 32 * VOCAB
+    decode = flops_per_token(family, config, "decode", 16, 1)
+    # the LM head replaces the classification head (which decoding does not run); train and prefill keep it
+    assert decode == forward_flops_per_token(family, config, mode_context("decode", 16, 1)) - 2 * 32 * 2 + head
+    if family == "transformer_pp":
+        # FlopCounterMode does not see the attention over the KV cache of the decode step: the rest matches
+        attention = config.num_hidden_layers * 2 * 2 * 32 * mode_context("decode", 16, 1)
+        assert counted == decode - attention
+    else:
+        assert counted == decode  # every matrix product of the step, the LM head included
+
+
+def test_tensor_meter_counts_new_storages_not_views_or_in_place_results():
+    from kernels.profiling.tensor_memory import TensorMemoryMeter
+
+    weights = torch.ones(1000)  # existed before: in-place updates of it cost nothing new
+    with TensorMemoryMeter() as meter:
+        a = weights * 2                  # 4,000 bytes
+        view = a.view(10, 100)           # a view: no new memory
+        weights.add_(1.0)                # in place: no new memory
+        b = torch.empty(500, dtype=torch.float64)  # 4,000 bytes: 8,000 alive
+        del a, view
+        c = torch.zeros(250)             # 1,000 bytes: 5,000 alive
+    assert meter.peak_bytes == 8_000 and meter.live_bytes == 5_000
+    del b, c
+
+
+def test_cpu_memory_is_measured_from_tensors_and_the_rss_kept_beside_it(sweeps):
+    """Decode memory from tensors: the recurrent state plus the step's tensors, the same at every length for
+    the recurrent families (the resident set read 9.0 ... 7.3 then 0.018 MiB for one of them), and the KV
+    cache plus the step's tensors for the Transformer. The resident-set growth is its own labelled column."""
+    for family, path in sweeps.items():
+        frame = pd.read_csv(path)
+        assert (frame["peak_mem_source"] == "tensors").all() and frame["rss_peak_mb"].notna().all()
+        decode = frame[frame["mode"] == "decode"]
+        for batch, rows in decode.groupby("batch_size"):
+            state = rows["state_mb"] * batch
+            assert (rows["peak_mem_mb"] >= state).all(), family
+            if family != "transformer_pp":
+                assert rows["peak_mem_mb"].nunique() == 1, (family, rows["peak_mem_mb"].tolist())
+        for mode in ("train", "prefill"):  # activations grow with the length
+            rows = frame[(frame["mode"] == mode) & (frame["batch_size"] == 1)].sort_values("seq_len")
+            assert rows["peak_mem_mb"].is_monotonic_increasing and rows["peak_mem_mb"].iloc[-1] > 0, (family, mode)
+
+
+def test_one_definition_of_a_reliable_slope_in_code_readme_and_report():
+    """README, the module and the report state the rule the code applies (slope standard error, not r²)."""
+    from kernels.profiling.slopes import RELIABLE_MAX_SE, RELIABLE_MIN_POINTS, is_reliable
+
+    readme = (REPO / "README.md").read_text()
+    assert (f"reliable: slope standard error ≤ {RELIABLE_MAX_SE} over ≥ {RELIABLE_MIN_POINTS} lengths"
+            in readme)
+    assert "r² ≥ 0.9" not in readme
+    assert is_reliable(RELIABLE_MAX_SE, RELIABLE_MIN_POINTS) and not is_reliable(RELIABLE_MAX_SE * 1.01, 10)
+    assert not is_reliable(0.0, RELIABLE_MIN_POINTS - 1)
+    report = (REPO / "kernels" / "report" / "build.py").read_text()
+    assert "standard error &gt; {RELIABLE_MAX_SE} or n &lt; {RELIABLE_MIN_POINTS}" in report

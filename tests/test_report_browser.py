@@ -154,9 +154,44 @@ def test_mfu_chart_tooltip_names_model_and_peak(browser, full_page):
     load_report(browser, full_page, timeout_s=RENDER_TIMEOUT_S)
     point = browser.find_elements(By.CSS_SELECTOR, "#vis-mfu g.mark-symbol path")[0]
     text = hover_tooltip(browser, point)
-    assert "MFU %" in text and "peak GFLOP/s" in text
+    assert "MFU %" in text and "MFU denominator GFLOP/s" in text
     assert any(label in text for label in MODELS.values())
     assert "measured dense matmul peak" in browser.find_element(By.ID, "vis-mfu").text
+
+
+def test_headline_fits_the_page_at_1400_px_and_flags_single_class_models(browser, tmp_path):
+    """At a 1,400 px window both headline tables fit the page (no horizontal scrolling), with the single-class
+    column the demo has (GLA and MatMul-Free LM predict one class on RTE)."""
+    import pandas as pd
+
+    paths = table_paths(tmp_path)
+    write_metrics(paths["metrics"], MODELS, TASKS)
+    metrics = pd.read_csv(paths["metrics"])
+    shares = [dict(model=m, task=t, seed=0, dataset=d, split="validation" if d == "glue" else t, level="all",
+                   method="all", metric="majority_prediction_share", value=1.0 if m != "transformer_pp" and t == "rte"
+                   else 0.6, n=100) for m in MODELS for t in TASKS for d in ("glue", "advglue")]
+    pd.concat([metrics, pd.DataFrame(shares)], ignore_index=True).to_csv(paths["metrics"], index=False)
+    write_scores(paths["scores"], MODELS, TASKS)
+    write_throughput(paths["throughput"], MODELS, TASKS)
+    write_efficiency(paths["efficiency"], paths["slopes"], MODELS)
+    write_significance(paths["significance"], TASKS)
+    html_path = tmp_path / "report" / "index.html"
+    build_report(paths, html_path, tmp_path / "report" / "figures", config={"demo": True}, models=MODELS)
+    browser.set_window_size(1400, 900)
+    try:
+        load_report(browser, html_path, timeout_s=RENDER_TIMEOUT_S)
+        sizes = browser.execute_script("""
+            return Array.from(document.querySelectorAll("section#headline table.data")).map(function (table) {
+              return [table.id, table.getBoundingClientRect().width, table.parentElement.clientWidth,
+                      document.documentElement.clientWidth];
+            });""")
+        for name, table, box, page in sizes:
+            assert table <= box <= page, (name, table, box, page)
+        assert [name for name, *_ in sizes] == ["headline", "headline-efficiency"]
+        flags = browser.find_element(By.CSS_SELECTOR, "table#headline").text
+        assert flags.count("⚠ rte GLUE, rte AdvGLUE") == 2
+    finally:
+        browser.set_window_size(1300, 900)
 
 
 def test_not_significant_pairs_are_muted(browser, full_page):

@@ -258,7 +258,10 @@ def test_tables_eval_script_writes_the_significance_table(real_runs, tmp_path):
                 models={m: {"label": m.upper()} for m in models}, metrics_out=str(out / "metrics.csv"),
                 scores_out=str(out / "advglue_scores.csv"), throughput_out=str(out / "finetune_throughput.csv"),
                 predictions=[str(real_runs[m] / "predictions.parquet") for m in models],
-                significance_out=str(out / "pairwise_significance.csv"))
+                significance_out=str(out / "pairwise_significance.csv"),
+                robustness_out=str(out / "pairwise_robustness.csv"))
+    robustness = pd.read_csv(out / "pairwise_robustness.csv")
+    assert set(robustness["metric"]) == {"attack_success_rate", "robustness_drop", "robustness_drop_unpaired"}
     written = pd.read_csv(out / "pairwise_significance.csv")
     assert list(written.columns) == SIGNIFICANCE_COLUMNS
     assert (written["model_a"] == "transformer_pp").all() and (written["model_b"] == "gla").all()
@@ -266,3 +269,67 @@ def test_tables_eval_script_writes_the_significance_table(real_runs, tmp_path):
     glue_acc = metrics[(metrics["model"] == "gla") & (metrics["dataset"] == "glue")]["value"].iloc[0]
     assert written.loc[written["dataset"] == "glue", "acc_b"].iloc[0] == pytest.approx(glue_acc)
     assert not list(out.glob("*.tmp*"))  # written atomically, nothing left behind
+
+
+# --- robustness quantities between two models: the paired randomisation test ----------------------------
+
+def exact_permutation_p(first, second) -> float:
+    """The randomisation test's p-value by enumerating every one of the 2^n swaps (small n only)."""
+    import itertools
+
+    observed = first.value() - second.value()
+    extreme = total = 0
+    for swaps in itertools.product([False, True], repeat=first.samples[0].shape[0]):
+        swap = np.array(swaps)[:, None]
+        a = np.where(swap, second.samples[0], first.samples[0]).mean(axis=0)[None]
+        b = np.where(swap, first.samples[0], second.samples[0]).mean(axis=0)[None]
+        with np.errstate(invalid="ignore"):
+            drawn = first.statistic([a])[0] - second.statistic([b])[0]
+        extreme += bool(abs(drawn) >= abs(observed) - 1e-12)
+        total += 1
+    return extreme / total
+
+
+def test_permutation_p_value_matches_the_exact_enumeration():
+    from kernels.evaluation.evaluate import attack_success_statistic, paired_drop_statistic
+    from kernels.evaluation.significance import permutation_p_value
+
+    label = np.array([1, 0, 1, 0, 1, 0, 1, 0, 1, 1])
+    # model A: right on every original, wrong on six adversarial versions; model B: right on one of them
+    a = pd.DataFrame({"label": label, "pred_orig": label, "pred": np.where(np.arange(10) < 6, 1 - label, label)})
+    b = pd.DataFrame({"label": label, "pred_orig": label, "pred": np.where(np.arange(10) < 1, 1 - label, label)})
+    for build in (paired_drop_statistic, attack_success_statistic):
+        first, second = build(a), build(b)
+        exact = exact_permutation_p(first, second)
+        drawn = permutation_p_value(first, second, permutations=20_000, seed=1)
+        assert drawn == pytest.approx(exact, abs=0.01), build.__name__
+        # 5 discordant items (1-5), all favouring B: as extreme only when all swap alike, 2 of 2^5 = the sign test
+        assert exact == pytest.approx(2 / 2**5)
+    same = paired_drop_statistic(a)
+    assert permutation_p_value(same, paired_drop_statistic(a.copy()), permutations=200) == 1.0
+
+
+def test_robustness_table_from_prediction_files(tmp_path):
+    from kernels.evaluation.significance import ROBUSTNESS_COLUMNS, robustness_significance_table
+
+    frames = {}
+    for i, model in enumerate(("transformer_pp", "gla", "mmfree")):
+        frame = hand_predictions()  # with clean originals; each model gets i more adversarial items wrong
+        adversarial = frame.index[frame["dataset"] == "advglue"][:i]
+        frame.loc[adversarial, "pred"] = 1 - frame.loc[adversarial, "label"]
+        frames[model] = frame
+    paths = [write_run(tmp_path, m, "sst2", 0, frame) for m, frame in frames.items()]
+    table = robustness_significance_table(paths, permutations=2_000)
+    assert list(table.columns) == ROBUSTNESS_COLUMNS
+    assert set(table["metric"]) == {"attack_success_rate", "robustness_drop", "robustness_drop_unpaired"}
+    assert set(zip(table["model_a"], table["model_b"])) == {("transformer_pp", "gla"), ("transformer_pp", "mmfree"),
+                                                            ("gla", "mmfree")}
+    assert (table["level"] == "all").all() and (table["split"] == "sst2").all()
+    # values are metrics.json's: the paired drop of each model from its own predictions
+    for model, frame in (("transformer_pp", frames["transformer_pp"]), ("gla", frames["gla"])):
+        expected = compute_metrics(frame, "sst2", bootstrap_samples=0)["advglue"]["sst2"]["robustness_drop"]["all"]
+        row = table[(table["model_a"] == model) & (table["metric"] == "robustness_drop")].iloc[0]
+        assert row["value_a"] == pytest.approx(expected["value"])
+    for _, family in table.groupby(["task", "seed", "split", "level", "metric"]):
+        np.testing.assert_allclose(family["p_holm"], holm_adjust(family["p_value"]))
+    assert ((table["p_value"] > 0) & (table["p_value"] <= 1)).all() and (table["permutations"] == 2_000).all()

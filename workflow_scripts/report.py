@@ -1,6 +1,7 @@
 """Snakemake script: tidy tables -> results/report/index.html and results/report/figures/{name}.svg|png.
 
-input: ``metrics``, ``scores``, ``throughput``, ``efficiency``, ``slopes``, ``significance``, ``train_data`` (the
+input: ``metrics``, ``scores``, ``throughput``, ``efficiency``, ``slopes``, ``significance``,
+``robustness_significance``, ``train_data`` (the
 tasks' training parquet files: the data table shows their row counts), ``attack_summaries`` / ``attack_lines`` /
 ``attack_transfer`` (the attack stage's files: the "Fresh attacks" section); output: ``html``,
 ``figures`` (the SVG and PNG paths of ``kernels.report.FIGURES``), ``attack_figures`` (those of
@@ -32,9 +33,10 @@ def figures_dir_of(figures: list[str]) -> Path:
 
 def main(metrics: str, scores: str, throughput: str, efficiency: str, slopes: str, html: str,
          figures: list[str], config: dict, models: dict, report: dict, significance: str | None = None,
-         train_data: list[str] | None = None, attacks: dict[str, list] | None = None) -> None:
+         train_data: list[str] | None = None, attacks: dict[str, list] | None = None,
+         robustness_significance: str | None = None) -> None:
     paths = dict(metrics=metrics, scores=scores, throughput=throughput, efficiency=efficiency, slopes=slopes,
-                 significance=significance)
+                 significance=significance, robustness_significance=robustness_significance)
     notes = build_report(paths, html, figures_dir_of(list(figures)), config=config, models=models, settings=report,
                          train_data=train_data, attacks=attacks)
     for note in notes:
@@ -46,7 +48,7 @@ if "snakemake" in globals():
     with log_to(smk.log[0] if len(smk.log) else None):
         main(metrics=smk.input.metrics, scores=smk.input.scores, throughput=smk.input.throughput,
              efficiency=smk.input.efficiency, slopes=smk.input.slopes, significance=smk.input.significance,
-             html=smk.output.html,
+             robustness_significance=smk.input.get("robustness_significance"), html=smk.output.html,
              figures=list(smk.output.figures), config=dict(smk.params.config), models=dict(smk.params.models),
              report=dict(smk.params.report), train_data=list(smk.input.get("train_data", [])),
              attacks=dict(summaries=list(smk.input.get("attack_summaries", [])),
@@ -64,6 +66,7 @@ elif __name__ == "__main__":
     main(metrics=str(tables / "metrics.csv"), scores=str(tables / "advglue_scores.csv"),
          throughput=str(tables / "finetune_throughput.csv"), efficiency=str(tables / "efficiency.csv"),
          slopes=str(tables / "efficiency_slopes.csv"), significance=str(tables / "pairwise_significance.csv"),
+         robustness_significance=str(tables / "pairwise_robustness.csv"),
          html=str(Path(args.out) / "index.html"),
          figures=[str(Path(args.out) / "figures" / f"{n}.{e}") for n in FIGURES for e in ("svg", "png")],
          config=config, models={k: v.get("label", k) for k, v in config.get("models", {}).items()},

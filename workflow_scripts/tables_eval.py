@@ -1,7 +1,8 @@
 """Tidy evaluation tables (rule ``tables_eval``): metrics.csv, advglue_scores.csv and
 finetune_throughput.csv (columns documented in kernels/evaluation/tables.py) and, from the
-predictions, pairwise_significance.csv (exact McNemar tests between every two models; columns in
-kernels/evaluation/significance.py)."""
+predictions, pairwise_significance.csv (exact McNemar tests between every two models) and
+pairwise_robustness.csv (paired randomisation tests of their attack success rates and robustness drops;
+columns of both in kernels/evaluation/significance.py)."""
 
 
 import argparse
@@ -9,7 +10,7 @@ import json
 
 import _repo_path  # noqa: F401  (the checkout's kernels package, also in conda envs)
 from kernels.io import log_to
-from kernels.evaluation.significance import check_runs_match, significance_table
+from kernels.evaluation.significance import check_runs_match, robustness_significance_table, significance_table
 from kernels.evaluation.tables import metrics_table, scores_table, throughput_table
 from kernels.io import write_csv
 
@@ -22,7 +23,7 @@ def model_labels(models: dict) -> dict[str, str]:
 
 def main(metrics: list[str], scores: list[str], train_logs: list[str], models: dict,
          metrics_out: str, scores_out: str, throughput_out: str, predictions: list[str] | None = None,
-         significance_out: str | None = None) -> None:
+         significance_out: str | None = None, robustness_out: str | None = None) -> None:
     labels = model_labels(models)
     if predictions:
         # metrics.json and predictions.parquet of a run must agree before both feed the report
@@ -32,6 +33,8 @@ def main(metrics: list[str], scores: list[str], train_logs: list[str], models: d
     write_csv(throughput_out, throughput_table(train_logs, labels))
     if significance_out is not None:
         write_csv(significance_out, significance_table(predictions or []))
+    if robustness_out is not None:
+        write_csv(robustness_out, robustness_significance_table(predictions or []))
 
 
 if "snakemake" in globals():
@@ -40,7 +43,7 @@ if "snakemake" in globals():
         main(metrics=list(sm.input.metrics), scores=list(sm.input.scores), train_logs=list(sm.input.train_logs),
              models=dict(sm.params.models), metrics_out=sm.output.metrics, scores_out=sm.output.scores,
              throughput_out=sm.output.throughput, predictions=list(sm.input.predictions),
-             significance_out=sm.output.significance)
+             significance_out=sm.output.significance, robustness_out=sm.output.robustness)
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--metrics", nargs="*", default=[])
@@ -53,4 +56,5 @@ elif __name__ == "__main__":
     main(args.metrics, args.scores, args.train_logs, json.loads(args.models),
          f"{args.out_dir}/metrics.csv", f"{args.out_dir}/advglue_scores.csv",
          f"{args.out_dir}/finetune_throughput.csv", predictions=args.predictions,
-         significance_out=f"{args.out_dir}/pairwise_significance.csv")
+         significance_out=f"{args.out_dir}/pairwise_significance.csv",
+         robustness_out=f"{args.out_dir}/pairwise_robustness.csv")

@@ -70,7 +70,6 @@ from kernels.data.tasks import advglue_task, get_task
 from kernels.evaluation.metrics import (CONFIDENCE, METRIC_STATISTICS, ItemStatistic, accuracy_statistic,
                                        difference_of_samples, mean_of_first_column, ratio_of_columns,
                                        statistic_record)
-from kernels.evaluation.predict import predict_frame
 
 PREDICTION_COLUMNS = ["dataset", "split", "idx", "label", "pred", "prob", "level", "method"]
 
@@ -96,6 +95,9 @@ def predict_all(model, tokenizer, glue: dict[str, pd.DataFrame], advglue: dict[s
                 max_length: int, batch_size: int = 64, device: str = "cpu",
                 dtype: str = "float32") -> pd.DataFrame:
     """Predictions for every GLUE split, AdvGLUE set and clean original (see module docstring)."""
+    # Here, not at the top: the table job computes metrics from predictions with this module and no torch.
+    from kernels.evaluation.predict import predict_frame
+
     parts = []
     for split, frame in glue.items():
         out = predict_frame(model, tokenizer, frame, max_length=max_length, batch_size=batch_size,

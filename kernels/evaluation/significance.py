@@ -20,20 +20,36 @@ pairwise_significance.csv
     the config's) x task x seed x item set. ``level`` is ``all`` for a whole set (and for GLUE);
     ``diff = acc_a - acc_b = (b - c) / n``; ``significant`` is ``p_value < alpha`` (0.05).
     Seeds are kept apart: each seed is its own fine-tuning run.
+
+pairwise_robustness.csv
+    The robustness quantities of two models on the same AdvGLUE items: ``model_a, model_b, task, seed,
+    split, level, metric, n, value_a, value_b, diff, p_value, significant, p_holm, permutations``, one row
+    per pair x task x seed x AdvGLUE set (``level`` ``all``) x ``metric`` in :data:`ROBUSTNESS_METRICS`
+    (attack success rate, paired robustness drop, unpaired drop; definitions in
+    kernels.evaluation.evaluate), ``diff = value_a - value_b``, ``n`` the set's items with a clean
+    original (the unpaired drop: the AdvGLUE items). These are not accuracies on one item set, so no
+    McNemar: a paired randomisation test. Under H0 (the two models are exchangeable on every item) each
+    item's outcomes (clean original and adversarial, for the unpaired drop also every GLUE validation
+    item) may belong to either model, so the observed ``diff`` is compared with ``permutations`` seeded
+    draws that swap the two models' outcomes item by item with probability 1/2:
+    ``p = (1 + #{|diff*| >= |diff|}) / (1 + permutations)``. A draw whose quantity is undefined (no item
+    attacked) counts as not as extreme. ``p_holm``: Holm over the pairs of one (task, seed, split, level,
+    metric). Rows where a model's value is undefined are left out.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import zlib
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 from scipy.stats import binom
 
-from kernels.evaluation.metrics import accuracy, binary_f1
+from kernels.evaluation.metrics import ItemStatistic, accuracy, binary_f1
 from kernels.evaluation.tables import ALL, run_from_path
 
 ALPHA = 0.05
@@ -169,6 +185,94 @@ def significance_table(prediction_paths: Iterable[str | Path], alpha: float = AL
     frame["p_holm"] = (frame.groupby(FAMILY_KEY, sort=False)["p_value"].transform(holm_adjust)
                        if len(frame) else pd.Series(dtype="float64"))
     return frame.astype({"seed": "int64", "n": "int64", "b": "int64", "c": "int64", "significant": "bool"})
+
+
+# --- robustness quantities between two models: paired randomisation tests -----------------------
+
+ROBUSTNESS_METRICS = ("attack_success_rate", "robustness_drop", "robustness_drop_unpaired")
+ROBUSTNESS_KEY = ["task", "seed", "split", "level", "metric"]
+ROBUSTNESS_COLUMNS = ["model_a", "model_b", *ROBUSTNESS_KEY, "n", "value_a", "value_b", "diff", "p_value",
+                      "significant", "p_holm", "permutations"]
+PERMUTATIONS = 10_000
+_PERMUTATION_CHUNK = 500
+
+
+def _aligned(first: ItemStatistic, second: ItemStatistic) -> None:
+    shapes = ([s.shape for s in first.samples], [s.shape for s in second.samples])
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"paired randomisation test needs the same items for both models, got shapes {shapes}")
+
+
+def permutation_p_value(first: ItemStatistic, second: ItemStatistic, permutations: int = PERMUTATIONS,
+                        seed: int = 0) -> float:
+    """Two-sided p-value of ``first.value() - second.value()`` under the paired randomisation test of the
+    module docstring: item ``i`` of every sample keeps its row in both statistics, and each draw gives it to
+    either model with probability 1/2."""
+    _aligned(first, second)
+    observed = first.value() - second.value()
+    if not np.isfinite(observed):
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    extreme, done = 0, 0
+    while done < permutations:
+        count = min(_PERMUTATION_CHUNK, permutations - done)
+        means_a, means_b = [], []
+        for a, b in zip(first.samples, second.samples):
+            swap = (rng.random((count, a.shape[0])) < 0.5)[:, :, None]
+            means_a.append(np.where(swap, b[None], a[None]).mean(axis=1))
+            means_b.append(np.where(swap, a[None], b[None]).mean(axis=1))
+        with np.errstate(invalid="ignore"):
+            drawn = first.statistic(means_a) - second.statistic(means_b)
+        # a tolerance: a draw that equals the observed difference up to rounding is as extreme
+        extreme += int(np.sum(np.abs(drawn) >= abs(observed) - 1e-12))
+        done += count
+    return float((1 + extreme) / (1 + permutations))
+
+
+def _test_seed(*key) -> int:
+    return zlib.crc32("/".join(map(str, key)).encode()) % (2**32)
+
+
+def _advglue_quantities(predictions: pd.DataFrame, task: str) -> dict[tuple, Any]:
+    from kernels.evaluation.evaluate import run_quantities
+
+    # Sorted by item so that both models' per-item rows line up (run_quantities keeps the input order).
+    ordered = predictions.sort_values(ITEM_KEY, kind="stable", ignore_index=True)
+    return {(split, metric): q for (dataset, split, level, _, metric), q in run_quantities(ordered, task).items()
+            if dataset == "advglue" and level == ALL and metric in ROBUSTNESS_METRICS}
+
+
+def robustness_significance_table(prediction_paths: Iterable[str | Path], alpha: float = ALPHA,
+                                  permutations: int = PERMUTATIONS) -> pd.DataFrame:
+    """pairwise_robustness.csv (see module docstring) from the same predictions.parquet files as
+    :func:`significance_table`."""
+    paths = list(prediction_paths)
+    position = {model: i for i, model in enumerate({run_from_path(p)[0]: None for p in paths})}
+    rows = []
+    for (task, seed), by_model in _runs_by_task_seed(paths).items():
+        models = sorted(by_model, key=position.__getitem__)
+        frames = {m: read_predictions(by_model[m]) for m in models}
+        quantities = {m: _advglue_quantities(frames[m], task) for m in models}
+        for model_a, model_b in itertools.combinations(models, 2):
+            paired_items(frames[model_a], frames[model_b], str(by_model[model_a]), str(by_model[model_b]))
+            for (split, metric), qa in quantities[model_a].items():
+                qb = quantities[model_b].get((split, metric))
+                if qb is None or qa.stat.n == 0 or qb.stat.n == 0:
+                    continue
+                value_a, value_b = qa.stat.value(), qb.stat.value()
+                if not (np.isfinite(value_a) and np.isfinite(value_b)):
+                    continue
+                p = permutation_p_value(qa.stat, qb.stat, permutations,
+                                        _test_seed(task, seed, split, metric, model_a, model_b))
+                rows.append({"model_a": model_a, "model_b": model_b, "task": task, "seed": seed, "split": split,
+                             "level": ALL, "metric": metric, "n": int(qa.stat.samples[-1].shape[0]),
+                             "value_a": value_a, "value_b": value_b, "diff": value_a - value_b, "p_value": p,
+                             "significant": bool(p < alpha), "permutations": int(permutations)})
+    frame = pd.DataFrame(rows, columns=[c for c in ROBUSTNESS_COLUMNS if c != "p_holm"])
+    frame["p_holm"] = (frame.groupby(ROBUSTNESS_KEY, sort=False)["p_value"].transform(holm_adjust)
+                       if len(frame) else pd.Series(dtype="float64"))
+    return frame[ROBUSTNESS_COLUMNS].astype({"seed": "int64", "n": "int64", "significant": "bool",
+                                             "permutations": "int64"})
 
 
 # --- metrics.json <-> predictions.parquet consistency -------------------------------------------

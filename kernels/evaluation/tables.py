@@ -13,11 +13,14 @@ metrics.csv
     ``level``/``method``: AdvGLUE attack level/method, ``all`` for totals (and for GLUE rows);
     ``metric``: accuracy, f1 (qqp), attack_success_rate (over the items whose clean original is
     right; ``n`` = those items, ``skipped`` = items whose original is wrong), robustness_drop (paired:
-    clean originals minus their adversarial versions, same items), robustness_drop_unpaired (GLUE
-    validation minus AdvGLUE accuracy) (all three on ``advglue`` rows; definitions in
-    kernels.evaluation.evaluate). AdvGLUE accuracy per method is always within one level (``level``
-    and ``method`` both set). ``advglue_original`` rows are the accuracy on the clean originals of
-    word/sentence items. ``ci_low_over_seeds``, ``ci_high_over_seeds``: the 95% interval of
+    clean originals minus their adversarial versions, same items), paired_adversarial_accuracy (the
+    accuracy on those adversarial versions: robustness_drop = advglue_original accuracy minus it),
+    robustness_drop_unpaired (GLUE validation minus AdvGLUE accuracy) (all four on ``advglue`` rows;
+    definitions in kernels.evaluation.evaluate). AdvGLUE accuracy per method is always within one level
+    (``level`` and ``method`` both set). ``advglue_original`` rows are the accuracy on the clean originals of
+    word/sentence items. ``majority_prediction_share`` (from the predictions, every dataset and split,
+    no interval): the share of the items given the most frequent predicted class; 1.0 flags a model that
+    predicts one class for the whole set. ``ci_low_over_seeds``, ``ci_high_over_seeds``: the 95% interval of
     ``mean_over_seeds``, a two-level percentile bootstrap (seeds, then items); with one seed the
     run's own item-bootstrap interval.
 advglue_scores.csv
@@ -92,9 +95,15 @@ def metrics_rows(metrics: dict, source: str = "metrics.json") -> list[dict]:
                 rows.append(_record(base, values["accuracy"], **adv, level=level, method=method, metric="accuracy"))
         if "original" in block:
             orig = dict(dataset="advglue_original", split=adv_set, method=ALL, metric="accuracy")
+            # the same items' adversarial versions: the other half of the paired drop
+            paired = dict(**adv, method=ALL, metric="paired_adversarial_accuracy")
             rows.append(_record(base, block["original"]["accuracy"], **orig, level=ALL))
+            if "adversarial_accuracy" in block["original"]:
+                rows.append(_record(base, block["original"]["adversarial_accuracy"], **paired, level=ALL))
             for level, values in block["original"].get("by_level", {}).items():
                 rows.append(_record(base, values["accuracy"], **orig, level=level))
+                if "adversarial_accuracy" in values:
+                    rows.append(_record(base, values["adversarial_accuracy"], **paired, level=level))
         for name in ROBUSTNESS_METRICS:
             if name in block:
                 rows.append(_record(base, block[name]["all"], **adv, level=ALL, method=ALL, metric=name))
@@ -131,12 +140,31 @@ def metrics_table(metrics_paths: Iterable[str | Path], labels: dict[str, str] | 
         metrics = json.loads(Path(path).read_text(encoding="utf-8"))
         rows.extend(metrics_rows(metrics, source=str(path)))
         runs[(metrics["model"], metrics["task"], int(metrics["seed"]))] = metrics.get("bootstrap") or {}
+    predictions = {run_from_path(p): p for p in (predictions_paths or [])}
+    for run in sorted(set(predictions) & set(runs)):
+        rows.extend(majority_prediction_rows(pd.read_parquet(predictions[run]), *run))
     frame = pd.DataFrame(rows, columns=[c for c in METRICS_COLUMNS if c != "model_label"])
     frame = _labelled(frame, labels).sort_values(["model", "task", "seed", "dataset", "split", "metric",
                                                   "level", "method"], kind="stable", ignore_index=True)
     frame = add_seed_aggregates(frame, ["model", "task", "dataset", "split", "level", "method", "metric"], "value")
-    predictions = {run_from_path(p): p for p in (predictions_paths or [])}
     return add_seed_intervals(frame, runs, predictions)
+
+
+MAJORITY_METRIC = "majority_prediction_share"
+
+
+def majority_prediction_rows(predictions: pd.DataFrame, model: str, task: str, seed: int) -> list[dict]:
+    """metrics.csv rows of ``majority_prediction_share`` per evaluation set of one run: the share of its items
+    given the most frequent predicted class (1.0: the model predicts one class for every item, so its accuracy
+    is the share of that class and its attack success rate and drops are 0 by construction). No interval."""
+    rows = []
+    for (dataset, split), group in predictions.groupby(["dataset", "split"], sort=True):
+        counts = group["pred"].value_counts()
+        rows.append({"model": model, "task": task, "seed": int(seed), "dataset": dataset, "split": split,
+                     "level": ALL, "method": ALL, "metric": MAJORITY_METRIC,
+                     "value": float(counts.iloc[0] / len(group)), "ci_low": None, "ci_high": None,
+                     "n": int(len(group)), "skipped": None})
+    return rows
 
 
 SEED_INTERVAL_COLUMNS = ["ci_low_over_seeds", "ci_high_over_seeds"]

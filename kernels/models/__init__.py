@@ -15,13 +15,15 @@ attention_mask=None, past_state=None, use_cache=False)`` returns ``BaseModelOutp
 ``load_classifier`` builds a classifier from a pretrained causal-LM checkpoint in the upstream layout
 (``model.*`` backbone, ``lm_head.*``), loading every backbone weight and initialising only ``score``.
 
-Importing this package (or ``kernels``) imports the three family subpackages, which register with
+``import kernels.models`` (this package) imports the three family subpackages, which register with
 transformers' Auto classes (``AutoConfig``, ``AutoModel``,
 ``AutoModelForCausalLM``, ``AutoModelForSequenceClassification``) under their model types, without
-``trust_remote_code`` and with ``exist_ok=True``. If fla (or mmfreelm) is imported first, its classes may
-own those model types in the Auto mappings; this registry (``config_class``, ``classifier_class``, ...) and
-``load_classifier`` always use ours, so nothing here depends on import order. mmfreelm registers
-``hgrn_bit`` without ``exist_ok``, so ours stays out of the Auto mapping when mmfreelm is installed.
+``trust_remote_code`` and with ``exist_ok=True``. ``import kernels`` alone does not: it is kept light for the
+jobs that need no model (``kernels.models`` is imported on first attribute access). If fla (or mmfreelm) is
+imported first, its classes may own those model types in the Auto mappings; this registry (``config_class``,
+``classifier_class``, ...) and ``load_classifier`` always use ours, so nothing here depends on import order.
+mmfreelm registers ``hgrn_bit`` without ``exist_ok``, so ours stays out of the Auto mapping when mmfreelm is
+installed.
 """
 
 from __future__ import annotations

@@ -10,14 +10,14 @@ from kernels._lazy import lazy_exports
 
 # submodule -> its public names; imported on first use (the table and report jobs then skip torch)
 _EXPORTS = {
-    "flops": ["flops_per_token", "forward_flops_per_token"],
+    "flops": ["flops_per_token", "forward_flops_per_token", "lm_head_flops_per_token"],
     "spec": ["ModelSpec"],
     "measure": ["build_model", "state_nbytes"],
     "peak": ["measure_matmul_peak_gflops"],
     "settings": ["ProfileSettings", "SettingsError", "settings_from_dict"],
     "slopes": ["MFU_SUMMARY_COLUMNS", "SLOPE_COLUMNS", "fit_loglog", "fit_slopes", "mfu_summary"],
-    "columns": ["COLUMNS", "DESIGN_COLUMNS"],
+    "columns": ["COLUMNS", "DESIGN_COLUMNS", "TABLE_COLUMNS"],
     "sweep": ["ProfilingError", "grid_points", "profile_model"],
-    "tables": ["combine_efficiency", "read_efficiency_csv"],
+    "tables": ["combine_efficiency", "read_efficiency_csv", "with_common_peak"],
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -8,8 +8,13 @@ DESIGN_COLUMNS = ["model", "device", "mode", "batch_size", "seq_len", "median_ms
 # (see kernels.profiling.flops and kernels.profiling.peak).
 # kernels / fla_version / triton_version: which GLA and HGRN kernels ran (kernels.ops.backend.kernel_provenance);
 # fla_kernel_calls: how many calls of fla's kernels the point made (0 on the pure-PyTorch ops).
+# peak_mem_source: what peak_mem_mb is measured from ("tensors" on CPU, "cuda_allocator"); rss_peak_mb: on CPU
+# the process' resident-set growth over the same point, for reference (kernels.profiling.measure).
 EXTRA_COLUMNS = ["status", "threads", "dtype", "state_mb", "flops_per_token", "achieved_gflops", "repeats",
                  "device_name", "peak_gflops", "mfu", "kernels", "fla_version", "triton_version",
-                 "fla_kernel_calls"]
+                 "fla_kernel_calls", "peak_mem_source", "rss_peak_mb"]
 COLUMNS = DESIGN_COLUMNS + EXTRA_COLUMNS
 STATUSES = ("ok", "oom")
+# results/tables/efficiency.csv adds the MFU denominator shared by every model on the same hardware
+# (kernels.profiling.tables.with_common_peak); its mfu column is against it.
+TABLE_COLUMNS = COLUMNS + ["mfu_peak_gflops"]

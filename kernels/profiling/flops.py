@@ -1,8 +1,10 @@
 """Analytic FLOPs per token, per family.
 
 Only matrix products are counted (2 FLOPs per multiply-accumulate), as in the usual ``6N`` rule;
-norms, activations, softmax and the embedding lookup are left out. The classification head is
-counted once per token. Backward costs twice the forward, so a training token costs 3x forward.
+norms, activations, softmax and the embedding lookup are left out. Each mode counts the head its timed step
+runs: ``train`` and ``prefill`` the classification head (``2*d*num_labels``, once per token), ``decode`` the
+language-model head every decoded token goes through (``2*d*vocab``, :func:`lm_head_flops_per_token`; see
+kernels.profiling.measure) instead. Backward costs twice the forward, so a training token costs 3x forward.
 
 Forward FLOPs of one token per layer (d = hidden size, I = MLP width, L = layers, c = number of
 positions the token attends to):
@@ -99,8 +101,18 @@ def forward_flops_per_token(family: str, config: Any, context: float) -> float:
         per_layer = _mmfree_layer(config, hidden)
     else:
         raise ValueError(f"no FLOPs formula for model family {family!r}")
-    head = 2 * hidden * int(_get(config, "num_labels", default=2))
-    return layers * per_layer + head
+    return layers * per_layer + classifier_head_flops_per_token(config)
+
+
+def classifier_head_flops_per_token(config: Any) -> float:
+    """The classification head ``score`` (hidden -> num_labels), which train and prefill points run."""
+    return 2 * int(_get(config, "hidden_size")) * int(_get(config, "num_labels", default=2))
+
+
+def lm_head_flops_per_token(config: Any) -> float:
+    """The language-model head (hidden -> vocabulary) every decoded token goes through in a decode point: the
+    model's own ``lm_head`` or one of its shape (kernels.profiling.measure.decode_head)."""
+    return 2 * int(_get(config, "hidden_size")) * int(_get(config, "vocab_size"))
 
 
 def mode_context(mode: str, seq_len: int, decode_tokens: int) -> float:
@@ -113,6 +125,9 @@ def mode_context(mode: str, seq_len: int, decode_tokens: int) -> float:
 
 
 def flops_per_token(family: str, config: Any, mode: str, seq_len: int, decode_tokens: int) -> float:
-    """FLOPs per processed token in ``mode``: forward only, or forward + backward (3x) for ``train``."""
+    """FLOPs per processed token in ``mode``: forward only, or forward + backward (3x) for ``train``; a decoded
+    token runs the language-model head, not the classification head (module docstring)."""
     forward = forward_flops_per_token(family, config, mode_context(mode, seq_len, decode_tokens))
+    if mode == "decode":
+        return forward - classifier_head_flops_per_token(config) + lm_head_flops_per_token(config)
     return 3 * forward if mode == "train" else forward

@@ -1,7 +1,10 @@
 """Measuring one grid point (mode x batch size x sequence length) of one model, in the current process.
 
-CPU memory is the growth of the process' peak resident set size over its size just before the point
-(the caller runs each point in its own forked process, see :mod:`kernels.profiling.worker`). CUDA
+CPU memory (``peak_mem_mb``) is measured from tensors: the peak of the bytes of the tensors a point's step
+creates, in one untimed run of it (:mod:`kernels.profiling.tensor_memory`; decode adds the state carried
+between steps). The growth of the process' peak resident set size over its size just before the point is
+kept beside it as ``rss_peak_mb`` (the caller runs each point in its own forked process, see
+:mod:`kernels.profiling.worker`), since it depends on what the allocator kept from earlier work. CUDA
 memory is the growth of ``torch.cuda.max_memory_allocated`` over the memory allocated before it.
 
 What each mode runs:
@@ -21,6 +24,8 @@ The model itself is never cast: its weights (and rotary frequency buffers) stay 
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import importlib
 import inspect
 import itertools
@@ -287,6 +292,39 @@ class _DecodeStep:
         return (self.state_bytes or 0) / 2**20 + self.growth_mb
 
 
+def decode_step_tensor_growth_mb(decode: _DecodeStep) -> float:
+    """The peak MiB of the tensors one decode step creates (CPU; kernels.profiling.tensor_memory), in an untimed
+    prefill and first decode step of ``decode`` with a tensor probe. One step tells it: every step runs the
+    same operations on a state of the same size (a recurrent state, or the KV cache preallocated for every
+    decoded token; the state itself is added from the timed runs, :func:`tensor_memory_mb`). ``decode`` itself
+    (its probe, what it measured) is left as it was."""
+    from kernels.profiling.tensor_memory import TensorMemoryProbe
+
+    probe = TensorMemoryProbe()
+    first = copy.copy(decode)
+    first.next_tokens, first.probe, first.growth_mb = decode.next_tokens[:, :1], probe, 0.0
+    try:
+        first()
+        return first.growth_mb
+    finally:
+        if probe.meter is not None:  # the run failed between start() and peak_growth_mb()
+            probe.meter.__exit__(None, None, None)
+
+
+def tensor_memory_mb(step: Callable[[], list[float]], decode: _DecodeStep | None) -> Callable[[], float]:
+    """A point's memory measured from tensors (CPU), from one untimed run of its step now: train and prefill,
+    the peak of the tensors the step creates (activations, gradients, optimizer temporaries) over what existed
+    before; decode, the state carried between steps (known once the timed runs are done) plus
+    :func:`decode_step_tensor_growth_mb`. Returns a function that gives it after the timed runs."""
+    from kernels.profiling.tensor_memory import peak_tensor_growth_mb
+
+    if decode is None:
+        peak = peak_tensor_growth_mb(step)
+        return lambda: peak
+    growth = decode_step_tensor_growth_mb(decode)
+    return lambda: (decode.state_bytes or 0) / 2**20 + growth
+
+
 @contextlib.contextmanager
 def initial_weights_restored(model: torch.nn.Module) -> Iterator[None]:
     """Train points update the weights; every point (and the prefill and decode points after them) must
@@ -366,6 +404,12 @@ def _run_point(model, spec, mode, batch, seq_len, settings, device, probe) -> di
             probe.start()
         build = _train_step if mode == "train" else _prefill_step
         step = build(model, tokens, clock, settings, device)
+    tensor_mb = None
+    if probe is not None and device.type == "cpu":
+        # CPU memory from tensors, not the resident set (kernels.profiling.tensor_memory); the untimed run
+        # stands in for the first warm-up run.
+        tensor_mb = tensor_memory_mb(step, decode)
+        settings = dataclasses.replace(settings, warmup=max(settings.warmup - 1, 0))
     samples = timed_samples(step, settings)
     median = float(np.median(samples))
     tokens_per_sample = batch if mode == "decode" else batch * seq_len
@@ -383,6 +427,9 @@ def _run_point(model, spec, mode, batch, seq_len, settings, device, probe) -> di
     }
     if probe is not None:
         row["peak_mem_mb"] = decode.peak_mem_mb() if decode is not None else probe.peak_growth_mb()
+        row["peak_mem_source"] = "cuda_allocator"
+        if tensor_mb is not None:  # CPU: the resident-set growth stays beside it, labelled
+            row["rss_peak_mb"], row["peak_mem_mb"], row["peak_mem_source"] = row["peak_mem_mb"], tensor_mb(), "tensors"
     return row
 
 

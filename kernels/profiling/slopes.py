@@ -75,9 +75,12 @@ def fit_slopes(efficiency: pd.DataFrame) -> pd.DataFrame:
 
 
 def mfu_summary(group: pd.DataFrame) -> dict[str, float]:
-    """Median and best ``mfu`` of a group's points and their ``peak_gflops`` (NaN where not measured)."""
+    """Median and best ``mfu`` of a group's points and the peak they are relative to: ``mfu_peak_gflops``
+    (the common denominator of kernels.profiling.tables.with_common_peak) where the table has it, else the
+    job's own ``peak_gflops`` (NaN where not measured)."""
     mfu = group["mfu"].dropna() if "mfu" in group.columns else pd.Series(dtype=float)
-    peak = group["peak_gflops"].dropna() if "peak_gflops" in group.columns else pd.Series(dtype=float)
+    column = "mfu_peak_gflops" if "mfu_peak_gflops" in group.columns else "peak_gflops"
+    peak = group[column].dropna() if column in group.columns else pd.Series(dtype=float)
     return {"median_mfu": float(mfu.median()) if len(mfu) else float("nan"),
             "max_mfu": float(mfu.max()) if len(mfu) else float("nan"),
             "peak_gflops": float(peak.median()) if len(peak) else float("nan")}

@@ -18,6 +18,8 @@ import yaml
 from kernels.io import atomic_path, write_text
 from kernels.report.attacks import attack_section
 from kernels.report.charts import FIGURE_LIST, Figure, Style, build_figure, tradeoff_points
+from kernels.report.claims import (ACCURACY_COLUMNS, ROBUSTNESS_COLUMNS, Verdict, better_direction, column_verdicts,
+                                   mean_components, pairwise_noise, single_class_note, single_class_sets)
 from kernels.profiling.slopes import RELIABLE_MAX_SE, RELIABLE_MIN_POINTS, is_reliable
 from kernels.report.efficiency_tables import (crossover_statements, crossover_table, mfu_peak, mfu_table,
                                               throughput_table)
@@ -25,10 +27,10 @@ from kernels.report.page import Section, chart_block, page, vegalite_version
 from kernels.report.robustness import estimate_cell, method_table, robustness_table
 from kernels.report.significance import ALPHA, headline_summary, significance_table, summary_block
 from kernels.report.setup import data_table, hardware_table, models_table, versions_table
-from kernels.report.tables import (INTERVAL_NAME, ReportData, largest_common_point, model_order, per_model_mean,
-                                   read_table, set_names, totals, train_counts)
+from kernels.report.tables import (CROSSOVER_RULE, INTERVAL_NAME, ReportData, largest_common_point, model_order,
+                                   per_model_mean, read_table, score_scope, set_names, totals, train_counts)
 
-INPUT_TABLES = ("metrics", "scores", "throughput", "efficiency", "slopes", "significance")
+INPUT_TABLES = ("metrics", "scores", "throughput", "efficiency", "slopes", "significance", "robustness_significance")
 DEFAULT_SETTINGS = {"title": "Efficiency, performance and robustness of efficient LLM architectures",
                     "width": 420, "height": 260}
 
@@ -104,7 +106,8 @@ def headline_table(data: ReportData) -> pd.DataFrame:
     columns["Attack success rate"] = per_model_mean(totals(metrics, "attack_success_rate", ("advglue",)))
     scores = data.get("scores")
     if scores is not None:
-        columns["AdvGLUE score (overall)"] = scores[scores["task"] == "overall"].groupby("model")["score"].mean()
+        columns[f"AdvGLUE score ({score_scope(scores, short=True)})"] = scores[scores["task"] == "overall"].groupby(
+            "model")["score"].mean()
     for mode, column, title in (("train", "tokens_per_s", "Train tokens/s"),
                                 ("prefill", "median_ms", "Prefill ms"),
                                 ("decode", "median_ms", "Decode ms/token"),
@@ -122,6 +125,99 @@ def headline_table(data: ReportData) -> pd.DataFrame:
     table.index = [data.labels[m] for m in table.index]
     table.index.name = "Model"
     return table.dropna(axis=1, how="all")
+
+
+# The headline is two tables, so that each fits the page: what the models get right, and what they cost.
+EFFICIENCY_PREFIXES = ("Train tokens/s", "Prefill ms", "Decode ms", "Decode state", "Train peak", "Train MFU",
+                       "Fine-tune tokens/s")
+SINGLE_CLASS_COLUMN = "Predicts one class for every item of"
+VERDICT_CLASSES = {"best": "best", "tie": "tie", "unranked": "unranked"}
+
+
+def headline_marks(table: pd.DataFrame, verdicts: dict[str, Verdict], names: dict[str, str]
+                   ) -> tuple[dict[str, dict[int, str]], dict[str, dict[int, str]]]:
+    """Cell classes (best / tie / unranked, by row position) and hover texts of the headline table."""
+    position = {names[label]: i for i, label in enumerate(table.index)}
+    marks, titles = {}, {}
+    for column, verdict in verdicts.items():
+        cells = {position[m]: "best" for m in verdict.best if m in position}
+        cells.update({position[m]: "tie" for m in verdict.tied if m in position})
+        cells.update({position[m]: "unranked" for m in verdict.unranked if m in position})
+        marks[column] = cells
+        titles[column] = {i: verdict.text for i in cells}
+    return marks, titles
+
+
+def means_include(data: ReportData, table: pd.DataFrame, flags: pd.DataFrame) -> list[str]:
+    """What each mean over tasks of the headline averages, and, for a model that predicts one class for a set
+    a mean covers, that set's value (a 0.000 [0.000, 0.000] attack success rate is no robustness)."""
+    metrics = data.get("metrics")
+    lines = []
+    for column in table.columns:
+        prefix = next((p for p in (*ACCURACY_COLUMNS, *ROBUSTNESS_COLUMNS) if str(column).startswith(p)), None)
+        if prefix is None or metrics is None:
+            continue
+        metric, dataset = {**ACCURACY_COLUMNS, **ROBUSTNESS_COLUMNS}[prefix]
+        parts = mean_components(metrics, metric, dataset)
+        if parts.empty:
+            continue
+        line = f"{column}: mean over {_covered_sets(parts, dataset)}"
+        if str(column).startswith("AdvGLUE score") and "official" not in str(column):
+            line += " (not the official AdvGLUE score, which needs all five tasks)"
+        degenerate = []
+        for model, own in parts.groupby("model", sort=False):
+            tasks = _flagged_tasks_of(flags, model, dataset)
+            hit = own[own["task"].isin(tasks)]
+            if len(hit):
+                cells = "; ".join(f"{r.task} {estimate_cell(r.value, r.ci_low, r.ci_high)}" for r in hit.itertuples())
+                degenerate.append(f"{data.labels.get(model, model)} ({cells}, one class predicted)")
+        if degenerate:
+            line += "; it includes " + ", ".join(degenerate)
+        lines.append(line + ".")
+    return lines
+
+
+def _covered_sets(parts: pd.DataFrame, dataset: str) -> str:
+    """e.g. ``GLUE validation of sst2, rte`` or ``AdvGLUE sets sst2, rte`` (each task once)."""
+    if dataset == "glue":
+        names = [t if parts[parts["task"] == t]["split"].nunique() == 1 else f"{t} {sp}"
+                 for t, sp in zip(parts["task"], parts["split"])]
+        return "GLUE validation of " + ", ".join(dict.fromkeys(names))
+    return "AdvGLUE sets " + ", ".join(dict.fromkeys(str(sp) for sp in parts["split"]))
+
+
+def _flagged_tasks_of(flags: pd.DataFrame, model: str, dataset: str) -> set[str]:
+    datasets = {dataset, "advglue_original"} if dataset == "advglue" else {dataset}
+    return set(flags[(flags["model"] == model) & flags["dataset"].isin(datasets)]["task"])
+
+
+def headline_section(data: ReportData) -> str:
+    """The headline numbers: two tables (performance and robustness; efficiency) whose best values are bold only
+    where significantly better than every other model, tied values shaded (kernels.report.claims); models that
+    predict one class for a whole set flagged; what the means include; how each column was decided."""
+    table = headline_table(data)
+    if table.empty:
+        return html_table(table, "headline")
+    names = {label: model for model, label in data.labels.items()}
+    verdicts = column_verdicts(data, table, names)
+    flags = single_class_sets(data.get("metrics"))
+    quality = table[[c for c in table.columns if not str(c).startswith(EFFICIENCY_PREFIXES)]].copy()
+    efficiency = table[[c for c in table.columns if str(c).startswith(EFFICIENCY_PREFIXES)]]
+    notes = {label: single_class_note(flags, names[label]) for label in quality.index}
+    if any(notes.values()):
+        quality[SINGLE_CLASS_COLUMN] = [("⚠ " + notes[label]) if notes[label] else "–" for label in quality.index]
+    parts = []
+    for frame, table_id in ((quality, "headline"), (efficiency, "headline-efficiency")):
+        if frame.shape[1]:
+            marks, titles = headline_marks(frame, {c: v for c, v in verdicts.items() if c in frame.columns}, names)
+            parts.append(html_table(frame, table_id, marks=marks or {frame.columns[0]: {}}, titles=titles))
+    decided = "".join(f"<li><b>{html.escape(str(c))}</b>: {html.escape(v.text)}</li>" for c, v in verdicts.items())
+    included = "".join(f"<li>{html.escape(line)}</li>" for line in means_include(data, quality, flags))
+    return ("".join(parts)
+            + (f'<details open><summary>What the means include</summary><ul class="hint" id="headline-means">'
+               f"{included}</ul></details>" if included else "")
+            + (f'<details><summary>How each column was decided</summary><ul class="hint" id="headline-verdicts">'
+               f"{decided}</ul></details>" if decided else ""))
 
 
 def task_table(data: ReportData) -> pd.DataFrame:
@@ -169,21 +265,6 @@ def slope_cell(fit: pd.Series) -> str:
     return f"{float(fit['slope']):.2f}{spread} (r² {float(fit['r2']):.2f}, n {n})" + ("" if reliable else " unreliable")
 
 
-HIGHER_IS_BETTER = ("GLUE accuracy", "AdvGLUE accuracy", "AdvGLUE score", "Train tokens/s", "Fine-tune tokens/s",
-                    "Train MFU")
-LOWER_IS_BETTER = ("Robustness drop", "Drop vs GLUE", "Attack success rate", "Prefill ms", "Decode ms", "Decode state",
-                   "Train peak")
-
-
-def better_direction(column: str) -> str | None:
-    """"max" or "min" when a headline column has a better end (marked in the page), else None."""
-    if column.startswith(HIGHER_IS_BETTER):
-        return "max"
-    if column.startswith(LOWER_IS_BETTER):
-        return "min"
-    return None
-
-
 def _format(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -206,37 +287,35 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str) and not NUMBER_TEXT.match(value)
 
 
-def _best_rows(column: pd.Series, direction: str | None) -> set[int]:
-    numbers = pd.to_numeric(column, errors="coerce")
-    if direction is None or numbers.notna().sum() < 2:
-        return set()
-    best = numbers.max() if direction == "max" else numbers.min()
-    return {i for i, v in enumerate(numbers) if v == best}
-
-
-def html_table(table: pd.DataFrame, table_id: str, mark_best: bool = False,
-               row_classes: list[str] | None = None) -> str:
-    """An HTML table; with ``mark_best``, the best value of each column that has a better end is bold;
-    ``row_classes`` gives each row a CSS class (e.g. ``ns`` for muted, not significant rows)."""
+def html_table(table: pd.DataFrame, table_id: str, marks: dict[str, dict[int, str]] | None = None,
+               row_classes: list[str] | None = None, titles: dict[str, dict[int, str]] | None = None) -> str:
+    """An HTML table, every header and cell escaped. ``marks``: per column, the CSS class of some rows' cells
+    (by position; ``best``: bold, ``tie``: shaded, ``unranked``), and with it the column headers carry the
+    better end (↑ / ↓); ``titles``: hover text of some cells; ``row_classes`` gives each row a CSS class (e.g.
+    ``ns`` for muted, not significant rows)."""
     if table.empty:
-        return f'<p id="{table_id}">No data.</p>'
+        return f'<p id="{html.escape(table_id)}">No data.</p>'
     if table.index.name is not None:
         table = table.reset_index()
+    marks, titles = marks or {}, titles or {}
+    arrows = bool(marks)
     text_columns = {c for c in table.columns if table[c].map(_is_text).all()}
     header = "".join(f"<th{TEXT_CLASS if c in text_columns else ''}>{html.escape(str(c))}"
-                     f"{_arrow(c) if mark_best else ''}</th>" for c in table.columns)
-    best = {c: _best_rows(table[c], better_direction(str(c))) if mark_best else set() for c in table.columns}
+                     f"{_arrow(c) if arrows else ''}</th>" for c in table.columns)
     rows = []
     for i, record in enumerate(table.itertuples(index=False)):
         cells = []
         for column, value in zip(table.columns, record):
-            classes = [n for n, on in (("best", i in best[column]), ("text", _is_text(value))) if on]
+            mark = marks.get(column, {}).get(i)
+            classes = [n for n, on in ((mark, mark is not None), ("text", _is_text(value))) if on]
             attribute = f' class="{" ".join(classes)}"' if classes else ""
+            title = titles.get(column, {}).get(i)
+            attribute += f' title="{html.escape(title)}"' if title else ""
             cells.append(f"<td{attribute}>{html.escape(_format(value))}</td>")
         row_class = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
         rows.append(f"<tr{row_class}>{''.join(cells)}</tr>")
-    return (f'<div class="table-scroll"><table class="data" id="{table_id}"><thead><tr>{header}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+    return (f'<div class="table-scroll"><table class="data" id="{html.escape(table_id)}"><thead><tr>{header}</tr>'
+            f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def _arrow(column: Any) -> str:
@@ -264,19 +343,53 @@ def render_figures(data: ReportData, style: Style, figures_dir: str | os.PathLik
     return built
 
 
+def _pareto_noise(data: ReportData, frame: pd.DataFrame, x_title: str) -> tuple[dict, dict[str, str]]:
+    """(pairwise "better beyond the noise" per objective, objective -> its display name) of the trade-off."""
+    objectives = {"tokens_per_s": f"{x_title.split()[0].capitalize()} tokens/s", "glue_acc": "GLUE accuracy"}
+    if frame["advglue_acc"].notna().all():
+        objectives["advglue_acc"] = "AdvGLUE accuracy"
+    values = frame.set_index("model")
+    return pairwise_noise(data, objectives, list(values.index), values), objectives
+
+
 def pareto_table(data: ReportData) -> pd.DataFrame:
-    """The trade-off chart's numbers: per model throughput, mean accuracies and whether it is Pareto-optimal."""
+    """The trade-off chart's numbers: per model throughput, mean accuracies, whether it is Pareto-optimal on the
+    means (and by which models it is dominated), and whether it is dominated beyond the noise: by a model that
+    is better on some objective beyond the noise and worse on none beyond it (kernels.report.claims)."""
     frame, x_title = tradeoff_points(data)
     if frame.empty:
         return frame
-    frame = frame.assign(model=frame["model"].map(lambda m: data.labels.get(m, m)),
-                         dominated_by=frame["dominated_by"].map(
-                             lambda names: ", ".join(data.labels.get(n, n) for n in names) or "–"))
+    better, objectives = _pareto_noise(data, frame, x_title)
+    beyond = {b: [a for a in frame["model"] if a != b and any(better[(a, b)].values())
+                  and not any(better[(b, a)].values())] for b in frame["model"]}
+    label = lambda m: data.labels.get(m, m)  # noqa: E731
+    frame = frame.assign(beyond=frame["model"].map(lambda m: ", ".join(map(label, beyond[m])) or "–"),
+                         model=frame["model"].map(label),
+                         dominated_by=frame["dominated_by"].map(lambda names: ", ".join(map(label, names)) or "–"))
     frame = frame.rename(columns={"model": "Model", "tokens_per_s": x_title[:1].upper() + x_title[1:],
                                   "glue_acc": "Mean GLUE accuracy", "advglue_acc": "Mean AdvGLUE accuracy",
-                                  "pareto": "Pareto front", "dominated_by": "Dominated by"})
+                                  "pareto": "Pareto front (means)", "dominated_by": "Dominated by (means)",
+                                  "beyond": "Dominated beyond the noise by"})
     return frame.set_index("Model").reindex([label for label in data.labels.values()
                                              if label in set(frame["Model"])])
+
+
+def pareto_noise_lines(data: ReportData) -> list[str]:
+    """Per pair of models, which of the trade-off's differences are within the noise (not significant)."""
+    frame, x_title = tradeoff_points(data)
+    if frame.empty:
+        return []
+    better, objectives = _pareto_noise(data, frame, x_title)
+    models, lines = [m for m in data.labels if m in set(frame["model"])], []
+    for i, a in enumerate(models):
+        for b in models[i + 1:]:
+            within = [name for column, name in objectives.items()
+                      if not better[(a, b)][column] and not better[(b, a)][column]]
+            apart = [name for column, name in objectives.items() if name not in within]
+            lines.append(f"{data.labels.get(a, a)} vs {data.labels.get(b, b)}: "
+                         + (f"within the noise on {', '.join(within)}" if within else "no difference within the noise")
+                         + (f"; beyond it on {', '.join(apart)}" if apart and within else ""))
+    return lines
 
 
 def _subsection(title: str, body: str) -> str:
@@ -316,8 +429,11 @@ SEEDS_HINT = (f"Intervals: {INTERVAL_NAME}. With several seeds a cell reads mean
 
 
 def robustness_block(data: ReportData) -> str:
-    hint = ('<p class="hint">Per model, AdvGLUE set and perturbation level: the official AdvGLUE score (whole set), '
-            "accuracy with its item count; the attack success rate as TextAttack defines it: among the items whose "
+    hint = ('<p class="hint">Per model, AdvGLUE set and perturbation level: the set\'s AdvGLUE task score (the '
+            "official per-task metric; whole set), accuracy with its item count, the share of the set's items given "
+            "the model's most frequent prediction (<b>⚠ one class</b>: it predicts one class for every item, so "
+            "nothing it does changes under attack and its attack success rate and drops are 0 by construction, not "
+            "robustness); the attack success rate as TextAttack defines it: among the items whose "
             "clean original the model gets right (attacked), the share whose adversarial version it gets wrong; "
             "items whose original it already gets wrong are skipped. The robustness drop is paired: accuracy on the "
             "clean originals minus accuracy on their adversarial versions, the same items; the unpaired drop (GLUE "
@@ -362,14 +478,17 @@ def efficiency_extras(data: ReportData) -> str:
                    "has r² near 0 however clean its points.</p>")
     crossover_hint = ('<p class="hint">Per mode, the sequence length from which each model is faster (median '
                       "latency) and lighter (peak memory) than the Transformer++ at every longer profiled length, "
-                      "on the profiling hardware above (smallest batch size); \"not ... up to\" when it is not "
-                      "at the longest length both ran. The latency and memory charts mark these lengths.</p>")
+                      "on the profiling hardware above (smallest batch size), counted only beyond the measurement "
+                      f"noise: {html.escape(CROSSOVER_RULE)}. \"not ... up to\" when it is not so at the longest "
+                      "length both ran. The latency and memory charts mark these lengths.</p>")
     statements = "".join(f"<li>{html.escape(s)}</li>" for s in crossover_statements(data))
     crossover = (crossover_hint + (f'<ul id="crossover-statements">{statements}</ul>' if statements else "")
                  + html_table(crossover_table(data), "crossover"))
     mfu_hint = ('<p class="hint">Model FLOPs utilisation per mode: median over the profiled sequence lengths (best '
                 "length in brackets), against the dense matmul peak measured before profiling: "
-                f"{html.escape(mfu_peak(data))}.</p>")
+                f"{html.escape(mfu_peak(data))}. One denominator for all models: the jobs ran one after another on "
+                "the same machine, so their peaks differ only by noise, and the best rate seen is the best estimate "
+                "of the peak.</p>")
     throughput_hint = ('<p class="hint">Measured during fine-tuning: median tokens/s over the logged training '
                        "steps, per task; with several seeds mean ± sd over seeds.</p>")
     return "".join([
@@ -381,22 +500,40 @@ def efficiency_extras(data: ReportData) -> str:
     ])
 
 
+def pareto_noise_block(data: ReportData) -> str:
+    lines = pareto_noise_lines(data)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return ('<p class="hint">The Pareto front above is on the means. Which differences are beyond the noise '
+            "(accuracies: exact McNemar with Holm, on every task the mean covers; throughput: p10–p90 ranges apart, "
+            "at least 5 timed repeats each; as in the headline):</p>"
+            f'<ul class="hint" id="pareto-noise">{items}</ul>')
+
+
 def report_sections(data: ReportData, config: dict[str, Any], figures: list[tuple[Figure, dict]]) -> list[Section]:
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in data.notes) or "<li>Nothing missing.</li>"
     headline_hint = ('<p class="hint">Means over tasks (and seeds), each task weighted once as in the official '
                      "AdvGLUE score: MNLI counts as the mean of its matched and mismatched sets. Robustness drop "
                      "(paired): clean originals minus their adversarial versions, the same items; attack success "
-                     "rate: over the items whose clean original is right. ↑ higher is better, ↓ lower is better; the "
-                     "best value of each column is bold. Efficiency columns are taken at the largest sequence length "
-                     "(after @) that every model reached.</p>")
+                     "rate: over the items whose clean original is right. ↑ higher is better, ↓ lower is better. "
+                     "<b>Bold</b>: the best value, significantly better than every other model's; "
+                     '<span class="tie-key">shaded</span>: tied for best (the best value and every model not '
+                     "significantly worse than it); greyed: not ranked. Accuracies: exact McNemar test on the same "
+                     "items, Holm-corrected over the model pairs; attack success rate and drops: paired "
+                     "randomisation test, Holm likewise; a mean is significantly better only where every task, set "
+                     f"and seed it covers is (p &lt; {ALPHA} after Holm, same direction). Latency, throughput and "
+                     "MFU: p10–p90 ranges apart (at least 5 timed repeats each); decode state and memory measured "
+                     "from tensors: exact sizes. A model that predicts one class for every item of a set is flagged "
+                     "and not ranked on the robustness means covering it. Efficiency columns are taken at the "
+                     "largest sequence length (after @) that every model reached.</p>")
     performance_extra = ("<div><h3>Accuracy per task and evaluation set [95% CI]</h3>\n"
                          + f'<p class="hint">{html.escape(SEEDS_HINT)}</p>'
                          + html_table(task_table(data), "tasks") + summary_block(data, ("glue",), "glue-significance")
                          + "</div>")
     return [
         Section("setup", "Setup", setup_section(data, config)),
-        Section("headline", "Headline numbers", headline_hint + headline_summary(data)
-                + html_table(headline_table(data), "headline", mark_best=True)),
+        Section("headline", "Headline numbers", headline_hint + headline_summary(data) + headline_section(data)),
         Section("missing-pieces", "What is missing", f'<ul class="notes" id="missing">{notes}</ul>'),
         Section("performance", "Performance (GLUE)", figure_blocks(figures, "performance", performance_extra)),
         Section("robustness", "Robustness (AdvGLUE)", figure_blocks(
@@ -406,7 +543,7 @@ def report_sections(data: ReportData, config: dict[str, Any], figures: list[tupl
         Section("efficiency", "Efficiency (scaling)", figure_blocks(
             figures, "efficiency", f'<div class="grid compact">{efficiency_extras(data)}</div>')),
         Section("tradeoff", "Trade-off", figure_blocks(figures, "tradeoff")
-                + "\n" + html_table(pareto_table(data), "pareto")),
+                + "\n" + html_table(pareto_table(data), "pareto") + pareto_noise_block(data)),
     ]
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from kernels.report.tables import (INTERVAL_NAME, INTERVAL_SHORT, ReportData, aggregate_seeds, baseline_model,
                                    crossover_lengths, dominators, largest_common_point, pareto_flags, per_model_mean,
-                                   set_names, totals, with_labels)
+                                   score_scope, set_names, totals, with_labels)
 
 # Tableau 10: distinguishable, colour-blind friendlier than the default ordinal schemes.
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -184,7 +184,7 @@ def advglue_scores(data: ReportData, style: Style) -> alt.Chart:
     frame = with_labels(frame, style.labels)
     order = sorted(t for t in frame["task"].unique() if t != "overall") + ["overall"]
     return _bars_with_ci(frame, style, "task", "AdvGLUE task", "AdvGLUE score",
-                         "AdvGLUE score per task and overall (official metric)", y_domain=(0.0, 1.0),
+                         f"AdvGLUE score per task and overall (overall: {score_scope(scores)})", y_domain=(0.0, 1.0),
                          x_sort=order)
 
 
@@ -257,9 +257,10 @@ def efficiency_scaling(data: ReportData, style: Style) -> alt.Chart:
         frame, style, "median_ms", "median latency (ms; decode: ms per token)", True,
         alt.TitleParams("Latency vs sequence length (log-log): train step, prefill, decode per token",
                         subtitle="dashed: from this length on the model is faster than the baseline at every "
-                                 "longer profiled length"),
+                                 "longer profiled length, beyond the p10-p90 spread"),
         [alt.Tooltip("median_ms:Q", title="median ms", format=".2f"),
          alt.Tooltip("p10_ms:Q", title="p10 ms", format=".2f"), alt.Tooltip("p90_ms:Q", title="p90 ms", format=".2f"),
+         alt.Tooltip("repeats:Q", title="timed repeats"),
          alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.0f")],
         marks=crossover_marks(data, style, "faster"))
 
@@ -269,7 +270,7 @@ def memory_scaling(data: ReportData, style: Style) -> alt.Chart:
     if rows is None or rows["peak_mem_mb"].notna().sum() == 0:
         return placeholder("no peak memory measurements (efficiency.csv)", style)
     frame = with_labels(rows[rows["peak_mem_mb"].notna()], style.labels)
-    return _per_mode_lines(frame, style, "peak_mem_mb", "peak memory growth (MiB)", False,
+    return _per_mode_lines(frame, style, "peak_mem_mb", "peak memory (MiB; CPU: from tensors)", False,
                            alt.TitleParams("Peak memory growth vs sequence length",
                                            subtitle="dashed: from this length on the model needs less memory than "
                                                     "the baseline at every longer profiled length"),
@@ -294,16 +295,27 @@ def decode_state(data: ReportData, style: Style) -> alt.Chart:
                  title="Decode state (KV cache or recurrent state) vs context length")
 
 
+def _gflops_range(values: pd.Series) -> str:
+    low, high = values.min(), values.max()
+    return f"{low:,.0f}" if round(low) == round(high) else f"{low:,.0f}–{high:,.0f}"
+
+
 def peak_description(rows: pd.DataFrame) -> str:
-    """The measured matmul peak(s) behind the MFU, e.g. ``202 GFLOP/s (cpu, float32)``."""
-    peaks = rows["peak_gflops"].dropna()
-    if peaks.empty:
+    """The matmul peak behind the MFU, e.g. ``202 GFLOP/s (cpu, float32)``: the common denominator
+    (``mfu_peak_gflops``, kernels.profiling.tables.with_common_peak) with the range the profile jobs measured,
+    or, for tables without it, the jobs' own peaks."""
+    common = rows["mfu_peak_gflops"].dropna() if "mfu_peak_gflops" in rows.columns else pd.Series(dtype=float)
+    measured = rows["peak_gflops"].dropna() if "peak_gflops" in rows.columns else pd.Series(dtype=float)
+    if common.empty and measured.empty:
         return "peak not measured"
-    low, high = peaks.min(), peaks.max()
-    value = f"{low:,.0f}" if round(low) == round(high) else f"{low:,.0f}–{high:,.0f}"
     where = ", ".join(str(v) for c in ("device", "dtype") if c in rows.columns
                       for v in rows[c].dropna().astype(str).unique())
-    return f"{value} GFLOP/s" + (f" ({where})" if where else "")
+    where = f" ({where})" if where else ""
+    if common.empty:
+        return f"{_gflops_range(measured)} GFLOP/s{where}, each model against its own job's measurement"
+    jobs = rows.drop_duplicates("model")["peak_gflops"].dropna() if "model" in rows.columns else measured
+    return (f"{_gflops_range(common)} GFLOP/s{where}, the same for every model: the highest of the profile jobs' "
+            f"measurements ({_gflops_range(jobs)} GFLOP/s, {len(jobs)} job(s))")
 
 
 def mfu_scaling(data: ReportData, style: Style) -> alt.Chart:
@@ -311,6 +323,7 @@ def mfu_scaling(data: ReportData, style: Style) -> alt.Chart:
     if rows is None or "mfu" not in rows.columns or rows["mfu"].notna().sum() == 0:
         return placeholder("no MFU in efficiency.csv (profiled before MFU was measured?)", style)
     rows = rows[rows["mfu"].notna()]
+    peak = "mfu_peak_gflops" if "mfu_peak_gflops" in rows.columns else "peak_gflops"
     frame = with_labels(rows.assign(mfu_percent=100 * rows["mfu"]), style.labels)
     title = alt.TitleParams(
         "Model FLOPs utilisation (MFU) vs sequence length",
@@ -318,7 +331,7 @@ def mfu_scaling(data: ReportData, style: Style) -> alt.Chart:
     return _per_mode_lines(frame, style, "mfu_percent", "MFU (% of measured peak)", False, title,
                            [alt.Tooltip("mfu_percent:Q", title="MFU %", format=".2f"),
                             alt.Tooltip("achieved_gflops:Q", title="achieved GFLOP/s", format=".2f"),
-                            alt.Tooltip("peak_gflops:Q", title="peak GFLOP/s", format=".1f")])
+                            alt.Tooltip(f"{peak}:Q", title="MFU denominator GFLOP/s", format=".1f")])
 
 
 PARETO_LABELS = {True: "Pareto-optimal", False: "dominated"}
@@ -396,9 +409,11 @@ FIGURE_LIST = [
     Figure("glue_vs_advglue", "robustness", "Clean vs adversarial accuracy",
            f"Accuracy per model and task on the clean GLUE validation set and on AdvGLUE. Bars: {INTERVAL_NAME}.",
            glue_vs_advglue),
-    Figure("advglue_scores", "robustness", "AdvGLUE official score",
+    Figure("advglue_scores", "robustness", "AdvGLUE score",
            "The AdvGLUE benchmark score as the authors' evaluate.py computes it (mean over seeds), per task "
-           "and overall.", advglue_scores),
+           "and overall. The overall score is the official one only when all five tasks (SST-2, QQP, MNLI, QNLI, "
+           "RTE) are evaluated; otherwise it is the mean over the evaluated tasks, which the title names.",
+           advglue_scores),
     Figure("advglue_levels", "robustness", "AdvGLUE accuracy by perturbation level",
            "AdvGLUE accuracy per set and perturbation level: word-level attacks, sentence-level attacks, "
            f"human-crafted examples (not every set has each level), and all levels together ({INTERVAL_NAME}; "
@@ -416,18 +431,22 @@ FIGURE_LIST = [
     Figure("efficiency_scaling", "efficiency", "Latency vs sequence length",
            "Median latency per training step (the fine-tuning recipe), per prefill, and per decoded token (LM "
            "head included), over the profiled sequence lengths (log-log; y axes independent per mode). A dashed "
-           "rule marks the length from which a model is faster than the Transformer++ at every longer length "
-           "(the crossover, stated per mode in the table below). Hover for p10/p90 and tokens/s.",
+           "rule marks the length from which a model is faster than the Transformer++ at every longer length, "
+           "its p90 below the baseline's p10 (the crossover, stated per mode in the table below). Hover for "
+           "p10/p90, repeats and tokens/s.",
            efficiency_scaling),
     Figure("memory_scaling", "efficiency", "Peak memory vs sequence length",
-           "Peak memory growth of one training step / prefill over the model's resident memory; decode: the "
-           "state carried between tokens plus the growth during the decode steps (the prefill's activations "
-           "excluded). A dashed rule marks where a model becomes lighter than the Transformer++ for good.",
+           "Peak memory of one training step / prefill over what existed before it (weights; on CPU measured from "
+           "tensors: the most bytes of the tensors the step creates alive at once; on CUDA the allocator's peak); "
+           "decode: the state carried between tokens plus the decode steps' tensors (the prefill's activations "
+           "excluded). The resident-set growth is in efficiency.csv (rss_peak_mb), for reference. A dashed rule "
+           "marks where a model becomes lighter than the Transformer++ for good.",
            memory_scaling),
     Figure("mfu", "efficiency", "Model FLOPs utilisation",
            "Matrix-product FLOPs per token (analytic, kernels.profiling.flops; a training token counts 3x its "
-           "forward) times tokens/s, over the dense matmul peak measured on the same device, dtype and threads "
-           "before profiling. Norms, activations, the optimizer and overhead earn no FLOPs, so they lower the MFU.",
+           "forward, a decoded token includes the LM head) times tokens/s, over one dense matmul peak for every "
+           "model: the highest that the profile jobs measured on the same device, dtype and threads before their "
+           "points. Norms, activations, the optimizer and overhead earn no FLOPs, so they lower the MFU.",
            mfu_scaling),
     Figure("decode_state", "efficiency", "Decode state size",
            "Bytes carried between decoding steps per sequence: a KV cache grows with the context, a "

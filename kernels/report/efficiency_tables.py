@@ -37,11 +37,13 @@ def mfu_table(data: ReportData) -> pd.DataFrame:
 
 
 def mfu_peak(data: ReportData) -> str:
-    """The measured matmul peak(s) the MFU is relative to, from the slopes table (e.g. ``202 GFLOP/s (cpu)``)."""
-    slopes = data.get("slopes")
-    if slopes is None or "peak_gflops" not in slopes.columns:
-        return "not measured"
-    return peak_description(slopes)
+    """The matmul peak the MFU is relative to (e.g. ``202 GFLOP/s (cpu)``, with the jobs' measurements), from
+    the efficiency table; from the slopes table where that is all there is."""
+    for name in ("efficiency", "slopes"):
+        table = data.get(name)
+        if table is not None and "peak_gflops" in table.columns and table["peak_gflops"].notna().any():
+            return peak_description(table)
+    return "not measured"
 
 
 def throughput_table(data: ReportData) -> pd.DataFrame:

@@ -43,6 +43,7 @@ table.data th, table.data td { border: 1px solid #ccc; padding: 0.25rem 0.55rem;
 table.data th { background: #f0f3f6; vertical-align: bottom; }
 table.data td:first-child, table.data th:first-child, table.data .text { text-align: left; }
 table.data td.best { font-weight: 700; background: #eaf4ea; }
+table.data td.tie, .tie-key { background: #e9eef5; } table.data td.unranked { color: #9a9a9a; font-style: italic; }
 table.data td:not(.text), #significance table.data td, #robustness-table td { white-space: nowrap; }
 table.data tr.ns td { color: #9a9a9a; } table.data tr.ns td:last-child { font-style: italic; }
 #significance table.data tr:not(.ns) td:last-child { font-weight: 600; color: #1d6b2f; }

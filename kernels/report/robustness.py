@@ -1,6 +1,7 @@
-"""The per-model robustness tables: official AdvGLUE score, accuracy per perturbation level with 95% CIs and
-item counts, attack success rate (over the items whose clean original is right, with the skipped count), the
-paired robustness drop (headline) and the unpaired one; and accuracy per attack method within its level."""
+"""The per-model robustness tables: AdvGLUE task score, accuracy per perturbation level with 95% CIs and
+item counts, the share of the most frequent prediction (a model that predicts one class is flagged), attack
+success rate (over the items whose clean original is right, with the skipped count), the paired robustness drop
+(headline) and the unpaired one; and accuracy per attack method within its level."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 
 import pandas as pd
 
+from kernels.report.claims import MAJORITY_METRIC, single_class_sets
 from kernels.report.tables import ReportData, aggregate_seeds
 
 LEVELS = ["all", "word", "sentence", "human"]
@@ -84,7 +86,10 @@ def _score_cell(scores: pd.DataFrame, model: str, split: str, task: str) -> str:
     return estimate_cell(row["value"], float("nan"), float("nan"), row["std"])
 
 
+# The set's AdvGLUE task score (the official per-task metric; "official" is kept for the five-task score).
+SCORE = "AdvGLUE task score"
 ACCURACY = "Accuracy [95% CI]"
+MAJORITY = "Most frequent prediction (share)"
 ASR = "Attack success rate [95% CI]"
 PAIRED_DROP = "Robustness drop, paired [95% CI]"
 UNPAIRED_DROP = "Drop vs GLUE validation, unpaired [95% CI]"
@@ -103,6 +108,7 @@ def robustness_table(data: ReportData) -> pd.DataFrame:
     success, drop = level_metric(metrics, "attack_success_rate"), level_metric(metrics, "robustness_drop")
     unpaired = level_metric(metrics, "robustness_drop_unpaired")
     scores = _official_scores(data.get("scores"))
+    majority, flags = level_metric(metrics, MAJORITY_METRIC), single_class_sets(metrics)
     rows = []
     for model, task, split in _sets(accuracy, data):
         levels = set(accuracy[(accuracy["model"] == model) & (accuracy["split"] == split)]["level"])
@@ -111,14 +117,27 @@ def robustness_table(data: ReportData) -> pd.DataFrame:
             found = _lookup(accuracy, key)
             row = {"Model": data.labels.get(model, model), "AdvGLUE set": split,
                    "Level": LEVEL_NAMES.get(level, level),
-                   "Official score": _score_cell(scores, model, split, task) if level == "all" else ""}
+                   SCORE: _score_cell(scores, model, split, task) if level == "all" else ""}
             row.update(_cells(found, ACCURACY, "Items"))
+            row[MAJORITY] = _majority_cell(majority, flags, key) if level == "all" else ""
             row.update(_cells(_lookup(success, key), ASR, "Attacked (original right)", "Skipped (original wrong)"))
             row.update(_cells(_lookup(drop, key), PAIRED_DROP, "Paired items"))
             row.update(_cells(_lookup(unpaired, key), UNPAIRED_DROP))
             row["Seeds"] = str(int(found["seeds"])) if found is not None and not math.isnan(found["seeds"]) else DASH
             rows.append(row)
     return blank_repeats(pd.DataFrame(rows), ["Model", "AdvGLUE set"])
+
+
+def _majority_cell(majority: pd.DataFrame, flags: pd.DataFrame, key: dict) -> str:
+    """The share of the set's AdvGLUE items given the most frequent class (mean over seeds), flagged ``⚠ one
+    class`` where the model predicts one class for every AdvGLUE item or every clean original of the set, in
+    some seed (kernels.report.claims.single_class_sets)."""
+    rows = majority[(majority["model"] == key["model"]) & (majority["split"].astype(str) == str(key["split"]))]
+    if rows.empty:
+        return DASH
+    flagged = flags[(flags["model"] == key["model"]) & (flags["split"].astype(str) == str(key["split"]))
+                    & flags["dataset"].isin(["advglue", "advglue_original"])]
+    return f"{float(rows['value'].iloc[0]):.3f}" + (" ⚠ one class" if len(flagged) else "")
 
 
 def _sets(frame: pd.DataFrame, data: ReportData) -> list[tuple]:

@@ -19,9 +19,13 @@ TABLE_COLUMNS = {
     "slopes": ["model", "device", "mode", "batch_size", "slope", "r2"],
     "significance": ["model_a", "model_b", "task", "seed", "dataset", "split", "level", "n", "acc_a", "acc_b",
                      "diff", "b", "c", "p_value", "p_holm"],
+    "robustness_significance": ["model_a", "model_b", "task", "seed", "split", "level", "metric", "n", "value_a",
+                                "value_b", "diff", "p_value", "p_holm"],
 }
-# The tables whose rows belong to one model (a ``model`` column); the significance table has two.
-MODEL_COLUMNS = {"significance": ("model_a", "model_b")}
+# The tables whose rows belong to one model (a ``model`` column); the significance tables have two.
+MODEL_COLUMNS = {"significance": ("model_a", "model_b"), "robustness_significance": ("model_a", "model_b")}
+# The AdvGLUE authors' five tasks (kernels.evaluation.advglue.OFFICIAL_TASKS): the official score needs all.
+OFFICIAL_ADVGLUE_TASKS = ("sst2", "qqp", "mnli", "qnli", "rte")
 
 
 BOUNDED_METRICS = ("accuracy", "f1", "attack_success_rate")
@@ -128,6 +132,22 @@ def totals(metrics: pd.DataFrame | None, metric: str, datasets: tuple[str, ...])
     return aggregate_seeds(rows, ["model", "task", "dataset", "split"])
 
 
+def score_scope(scores: pd.DataFrame | None, short: bool = False) -> str:
+    """What the overall AdvGLUE score is: ``official`` only when every model's score covers all five tasks,
+    else the tasks it averages, e.g. ``mean of sst2, rte: 2 of 5 tasks, not the official score`` (``short``:
+    ``sst2, rte only``)."""
+    if scores is None or scores.empty:
+        return "not computed"
+    complete = scores["complete"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0", "yes"))
+    if complete.all():
+        return "official"
+    tasks = sorted({str(t) for t in scores["task"]} - {"overall"},
+                   key=lambda t: OFFICIAL_ADVGLUE_TASKS.index(t) if t in OFFICIAL_ADVGLUE_TASKS else 99)
+    if short:
+        return f"{', '.join(tasks)} only"
+    return f"mean of {', '.join(tasks)}: {len(tasks)} of {len(OFFICIAL_ADVGLUE_TASKS)} tasks, not the official score"
+
+
 def set_names(frame: pd.DataFrame) -> pd.Series:
     """Display name of each evaluation set: GLUE / AdvGLUE, plus the split where a task has several."""
     names = {"glue": "GLUE", "advglue": "AdvGLUE", "advglue_original": "AdvGLUE original"}
@@ -211,22 +231,54 @@ def baseline_model(data: ReportData) -> str | None:
 # What "faster" and "lighter" compare: median latency and peak memory of the same point.
 CROSSOVER_QUANTITIES = {"faster": "median_ms", "lighter": "peak_mem_mb"}
 CROSSOVER_COLUMNS = ["mode", "model", "quantity", "from_len", "longest", "batch_size"]
+# A latency claim needs at least this many timed repeats on both sides: fewer make p10-p90 little more than the
+# extremes of two or three samples (the demo's profile.min_repeats is set to it).
+CLAIM_MIN_REPEATS = 5
+# Memory measured without noise: the bytes of tensors (CPU) or CUDA's allocator counters. A resident-set
+# growth (tables from before) is one sample per point with no spread to compare against, so no claim.
+EXACT_MEMORY_SOURCES = ("tensors", "cuda_allocator")
+CROSSOVER_RULE = (f"faster: the model's p90 latency is below the baseline's p10 (their p10-p90 ranges apart), "
+                  f"both from at least {CLAIM_MIN_REPEATS} timed repeats; lighter: less peak memory, measured from "
+                  "tensors (no measurement noise; resident-set growths are not compared)")
+
+
+def _ran(row: pd.Series | None, column: str) -> bool:
+    return row is not None and row.get("status", "ok") == "ok" and pd.notna(row.get(column))
+
+
+def _outside_spread(row: pd.Series, base: pd.Series) -> bool:
+    """Latency: ``row``'s p10-p90 range lies wholly below ``base``'s, both from enough repeats."""
+    repeats = [pd.to_numeric(r.get("repeats"), errors="coerce") for r in (row, base)]
+    if any(pd.isna(n) or n < CLAIM_MIN_REPEATS for n in repeats):
+        return False
+    return float(row["p90_ms"]) < float(base["p10_ms"])
+
+
+def _exactly_less(row: pd.Series, base: pd.Series, column: str) -> bool:
+    """Memory: less than the baseline's, both measured without noise (:data:`EXACT_MEMORY_SOURCES`)."""
+    if any(r.get("peak_mem_source") not in EXACT_MEMORY_SOURCES for r in (row, base)):
+        return False
+    return float(row[column]) < float(base[column])
 
 
 def _beats(row: pd.Series | None, base: pd.Series | None, column: str) -> bool:
-    """``row`` is better (lower ``column``) than ``base`` at one length. A point the baseline could not run
-    (out of memory) is won by a model that ran it; a point the model could not run is lost."""
-    ran = lambda r: r is not None and r.get("status", "ok") == "ok" and pd.notna(r[column])  # noqa: E731
-    if not ran(row):
+    """``row`` is better (lower ``column``) than ``base`` at one length, beyond the measurement's noise
+    (:data:`CROSSOVER_RULE`). A point the baseline could not run (out of memory) is won by a model that ran
+    it; a point the model could not run is lost."""
+    if not _ran(row, column):
         return False
-    return (not ran(base)) or float(row[column]) < float(base[column])
+    if not _ran(base, column):
+        return True
+    if column == "median_ms":
+        return _outside_spread(row, base)
+    return _exactly_less(row, base, column)
 
 
 def crossover_lengths(efficiency: pd.DataFrame | None, baseline: str | None) -> pd.DataFrame:
     """Per mode, model (other than ``baseline``) and quantity (faster: median latency, lighter: peak memory):
-    ``from_len``, the shortest profiled length from which the model beats the baseline at every longer length
-    both attempted (NaN when it does not beat it at the longest), and ``longest``, that longest length.
-    Smallest batch size."""
+    ``from_len``, the shortest profiled length from which the model beats the baseline beyond the noise
+    (:func:`_beats`) at every longer length both attempted (NaN when it does not beat it at the longest), and
+    ``longest``, that longest length. Smallest batch size."""
     if efficiency is None or baseline is None or baseline not in set(efficiency["model"]):
         return pd.DataFrame(columns=CROSSOVER_COLUMNS)
     rows = efficiency[efficiency["batch_size"] == efficiency["batch_size"].min()]
