@@ -11,6 +11,9 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
+include: "rules/config_files.smk"
+
+
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
