@@ -190,7 +190,7 @@ def local_checkpoint_dir(value: str, revision: str | None = None, allow_pickle: 
     if problem:
         raise PretrainedSourceError(f"{value!r}: no such directory ({Path(value).resolve()}) and not a hub id "
                                     f"({problem})")
-    from huggingface_hub import HfApi, constants, snapshot_download
+    from huggingface_hub import constants, snapshot_download
 
     patterns = list(HUB_PATTERNS) + (list(PICKLE_FILES) + ["pytorch_model-*.bin"] if allow_pickle else [])
     try:
@@ -202,11 +202,41 @@ def local_checkpoint_dir(value: str, revision: str | None = None, allow_pickle: 
         raise PretrainedSourceError(f"{value!r} (revision {revision!r}) is not a local directory "
                                     f"({Path(value).resolve()}) and not in the local hub cache, and HF_HUB_OFFLINE "
                                     "is set: download it first, or point pretrained: at a directory")
-    try:
-        HfApi().model_info(value, revision=revision, timeout=constants.HF_HUB_ETAG_TIMEOUT)
-    except Exception as err:  # noqa: BLE001 - unreachable, unknown id, no access: say which and stop
+    problem = hub_answer_problem(constants.ENDPOINT, value, revision, constants.HF_HUB_ETAG_TIMEOUT)
+    if problem:
         raise PretrainedSourceError(f"{value!r} (revision {revision!r}) is not a local directory "
-                                    f"({Path(value).resolve()}) and the hub did not answer for it: "
-                                    f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
-                                    ) from err
+                                    f"({Path(value).resolve()}) and {problem}")
     return snapshot_download(repo_id=value, revision=revision, allow_patterns=patterns)
+
+
+def hub_answer_problem(endpoint: str, repo_id: str, revision: str | None, timeout: float) -> str | None:
+    """Ask the hub once (one request, no retries) whether ``repo_id`` exists: None when it answers yes (or asks
+    for a login, which the download then handles), else what went wrong."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url = f"{endpoint.rstrip('/')}/api/models/{repo_id}"
+    if revision:
+        url += f"/revision/{urllib.parse.quote(revision, safe='')}"
+    request = urllib.request.Request(url, headers=_auth_headers())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return None
+    except urllib.error.HTTPError as err:
+        if err.code in (401, 403):  # private or gated: the download says what to do
+            return None
+        return f"the hub answered {err.code} for it ({url})" + (": no such model or revision" if err.code == 404 else "")
+    except (OSError, ValueError) as err:  # refused, unreachable, timed out
+        return (f"the hub did not answer for it within {timeout} s ({url}: {err}); with no network, set "
+                "HF_HUB_OFFLINE=1 to use the local hub cache only")
+
+
+def _auth_headers() -> dict[str, str]:
+    try:
+        from huggingface_hub import get_token
+
+        token = get_token()
+    except Exception:  # noqa: BLE001 - no token configured
+        token = None
+    return {"authorization": f"Bearer {token}"} if token else {}
