@@ -119,6 +119,13 @@ def signatures_of_each(workdir: Path, configs: list[dict], processes: int | None
         return pool.map(_signatures_task, [(workdir, config) for config in configs], chunksize=1)
 
 
+def params_of(workdir: Path, config: dict, rule: str, targets=("report",)) -> dict[tuple, dict]:
+    """``{wildcards: {param: value}}`` of the jobs of ``rule``: what their scripts receive."""
+    with _workflow(workdir, config, targets, forceall=True) as (workflow_api, _):
+        return {tuple(sorted((k, str(v)) for k, v in job.wildcards_dict.items())): dict(job.params.items())
+                for job in _built_dag(workflow_api, forceall=True).jobs if job.rule.name == rule}
+
+
 def all_outputs(workdir: Path, config: dict, targets=("report",)) -> list[Path]:
     with _workflow(workdir, config, targets, forceall=True) as (workflow_api, _):
         return [workdir / str(f) for job in _built_dag(workflow_api, forceall=True).jobs for f in job.output]
