@@ -46,6 +46,9 @@ rule all:
         rules.report.input,
 
 
+# Run where Snakemake runs (not as cluster jobs): the targets, and the attack summaries (a second or two of
+# numpy each; a SLURM job apiece would cost more in queueing than in computing).
 localrules:
     all,
     report,
+    attack_summary,
