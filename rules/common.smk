@@ -209,7 +209,7 @@ MODEL_CODE = ("models", "ops", "modules")
 # Finetune settings that are not hyper-parameters: resources and threads are requests, and checkpoint
 # timing decides only when a resumable checkpoint is written, never the model (a resumed run is the same
 # run: kernels.training.loop.RESUME_NEUTRAL_FIELDS). The fine-tune script reads the timing from the config
-# itself (finetune_checkpoint_timing), so changing it re-runs nothing.
+# itself (workflow_scripts/finetune.py: checkpoint_timing), so changing it re-runs nothing.
 NOT_HYPERPARAMETERS = (
     "resources",
     "threads",

@@ -156,3 +156,31 @@ def test_workers_of_another_checkout_are_not_counted(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+POLLING_PARENT = """
+import os, subprocess, sys, time
+# the worker's own set-up (die_with_parent) without prctl, then a long measurement (a sleep)
+code = ("import time, kernels.profiling.worker as w; w._set_parent_death_signal = lambda: False; "
+        f"w.die_with_parent({os.getpid()}); time.sleep(600)")
+worker = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+print(worker.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_without_prctl_the_worker_polls_its_parent_and_ends_with_it():
+    """Where the parent-death signal is not available (not Linux), a thread of the worker notices that its
+    job is gone and ends the worker (and its process group)."""
+    parent = subprocess.Popen([sys.executable, "-c", POLLING_PARENT], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    try:
+        assert _wait_for(lambda: _alive(worker), timeout=30)
+        time.sleep(1)  # its polling thread is running
+        assert _alive(worker)
+        parent.kill()
+        parent.wait()
+        assert _wait_for(lambda: not _alive(worker), timeout=20), "the worker outlived its parent"
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)
