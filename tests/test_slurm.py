@@ -234,21 +234,33 @@ def dry_run_requests(output: str) -> dict[str, list[dict]]:
     return jobs
 
 
+# Cluster requests as config/paper.yaml writes them, on the tiny config (a small DAG: the dry run takes seconds)
+REQUESTS = {
+    "finetune": {"threads": 8, "resources": {"mem_mb": 64000, "runtime": 1440, "gpu": 1}},
+    "evaluate": {"threads": 8, "resources": {"mem_mb": 32000, "runtime": 120, "gpu": 1}},
+    "profile": {"threads": 8, "resources": {"mem_mb": 64000, "runtime": 240, "gpu": 1}},
+    "attack": {"threads": 8, "resources": {"mem_mb": 32000, "runtime": 720, "gpu": 1}},
+}
+
+
 @pytest.mark.parametrize("cores", [None, "64"])
 def test_slurm_dry_run_shows_what_each_job_requests(tmp_path, cores):
     """`snakemake -n --profile profiles/slurm` (no cluster needed) shows each job's threads, memory, runtime and
     GPUs as the run asks SLURM for them: not capped at 1 thread by the dry run, and a profile job's own
     threads, not every core of the submit host (--cores 64)."""
+    import yaml
+
     from workflow_helpers import run_snakemake
 
-    args = ["--dry-run", "--profile", str(PROFILE), "report", "--configfile", str(REPO / "config" / "paper.yaml")]
+    overlay = tmp_path / "requests.yaml"
+    overlay.write_text(yaml.safe_dump(REQUESTS))
+    args = ["--dry-run", "--profile", str(PROFILE), "report", "--configfile", str(TINY), str(overlay)]
     proc = run_snakemake(tmp_path, *args, *(["--cores", cores] if cores else []), timeout=300)
     jobs = dry_run_requests(proc.stdout + proc.stderr)
-    expected = {"finetune": ("8", "64000", "1440", "1"), "evaluate": ("8", "32000", "120", "1"),
-                "profile": ("8", "64000", "240", "1"), "attack": ("8", "32000", "720", "1")}
-    for rule, (threads, mem_mb, runtime, gpu) in expected.items():
+    for rule, wanted in REQUESTS.items():
         assert jobs[rule], rule
+        expected = (str(wanted["threads"]), *(str(wanted["resources"][k]) for k in ("mem_mb", "runtime", "gpu")))
         for request in jobs[rule]:
-            assert (str(request["threads"]), request["mem_mb"], request["runtime"], request["gpu"]) == (
-                threads, mem_mb, runtime, gpu), (rule, request)
+            assert (str(request["threads"]), request["mem_mb"], request["runtime"], request["gpu"]) == expected, (
+                rule, request)
     assert all(request["slurm_extra"] == "--exclusive" for request in jobs["profile"])
