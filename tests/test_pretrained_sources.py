@@ -14,7 +14,6 @@ import time
 import pytest
 import yaml
 
-from kernels.pretrained import checkpoint_dir_problems, pretrained_errors, safetensors_problem
 from workflow_helpers import REPO, TINY, run_python, run_snakemake
 
 KEY = "models.gla.pretrained"
@@ -41,6 +40,8 @@ def checkpoint(directory, *, truncate: bool = False):
 
 
 def test_a_complete_checkpoint_directory_and_a_hub_id_pass(tmp_path):
+    from kernels.pretrained import pretrained_errors
+
     assert pretrained_errors(None, KEY) == []
     assert pretrained_errors(str(checkpoint(tmp_path / "ckpt")), KEY) == []
     assert pretrained_errors("fla-hub/gla-1.3B-100B", KEY, base=tmp_path) == []  # no network needed
@@ -48,6 +49,8 @@ def test_a_complete_checkpoint_directory_and_a_hub_id_pass(tmp_path):
 
 
 def test_a_missing_directory_is_named_with_the_key_not_taken_for_a_hub_id(tmp_path):
+    from kernels.pretrained import pretrained_errors
+
     missing = tmp_path / "nowhere" / "gla"
     (error,) = pretrained_errors(str(missing), KEY)
     assert error.startswith(f"{KEY}: directory {missing} does not exist")
@@ -58,12 +61,16 @@ def test_a_missing_directory_is_named_with_the_key_not_taken_for_a_hub_id(tmp_pa
 
 
 def test_a_malformed_hub_id_is_an_error(tmp_path):
+    from kernels.pretrained import pretrained_errors
+
     (error,) = pretrained_errors("my model!", KEY, base=tmp_path)
     assert KEY in error and "neither an existing directory" in error and "hub id" in error
     assert pretrained_errors("a--b/c", KEY, base=tmp_path)
 
 
 def test_checkpoint_problems_name_the_file(tmp_path):
+    from kernels.pretrained import checkpoint_dir_problems, pretrained_errors
+
     empty = tmp_path / "empty"
     empty.mkdir()
     problems = checkpoint_dir_problems(empty)
@@ -86,6 +93,8 @@ def test_checkpoint_problems_name_the_file(tmp_path):
 
 
 def test_safetensors_header_check(tmp_path):
+    from kernels.pretrained import safetensors_problem
+
     good = tmp_path / "good.safetensors"
     write_safetensors(good, {"w": 4})
     assert safetensors_problem(good) is None

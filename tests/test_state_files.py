@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 import torch
 
-from kernels.io import log_to, remove_stale_staging, set_aside
 from test_training_support import finetune_hp, make_tokenizer, sentiment_frame, tiny_llama
 
 torch.set_num_threads(1)
@@ -176,6 +175,8 @@ def test_a_damaged_annotation_cache_is_set_aside_and_fetched_again(tmp_path, cap
 # ---------------------------------------------------------------------------------- staging and modes
 
 def test_staging_files_of_a_killed_write_go_when_the_job_runs_again(tmp_path):
+    from kernels.io import log_to, remove_stale_staging
+
     out = tmp_path / "results" / "eval" / "gla" / "rte" / "seed0"
     out.mkdir(parents=True)
     stale_file = out / ".metrics.json.k3x9a.tmp"  # kernels.io.atomic_path's name, left by a SIGKILL
@@ -187,7 +188,7 @@ def test_staging_files_of_a_killed_write_go_when_the_job_runs_again(tmp_path):
     keep = out / ".metrics.json.notes"  # not a staging name
     keep.write_text("mine")
     log = tmp_path / "job.log"
-    with log_to(log, outputs=[out / "metrics.json", model_dir / "config.json"]):
+    with log_to(log, outputs=[out / "metrics.json", model_dir / "config.json"]):  # what each job script does
         pass
     assert not stale_file.exists() and not stale_dir.exists() and keep.exists()
     text = log.read_text()
@@ -220,6 +221,8 @@ def test_weights_and_tokenizer_files_honour_the_umask(tokenizer, tmp_path, umask
 
 
 def test_set_aside_never_overwrites_an_earlier_one(tmp_path):
+    from kernels.io import set_aside
+
     first = tmp_path / "state.json"
     first.write_text("1")
     a = set_aside(first, "test")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from kernels.configfile import ConfigFileError, check_config_file
 from workflow_helpers import REPO, TINY, run_snakemake
 
 
@@ -24,6 +23,8 @@ from workflow_helpers import REPO, TINY, run_snakemake
     ("- a\n- b\n", "", "mapping of keys at the top level"),
 ])
 def test_a_bad_config_file_names_its_line(tmp_path, text, where, what):
+    from kernels.configfile import ConfigFileError, check_config_file
+
     path = tmp_path / "overlay.yaml"
     path.write_text(text)
     with pytest.raises(ConfigFileError) as caught:
@@ -33,6 +34,8 @@ def test_a_bad_config_file_names_its_line(tmp_path, text, where, what):
 
 
 def test_valid_config_files_pass():
+    from kernels.configfile import check_config_file
+
     for path in (REPO / "config").glob("*.yaml"):
         if path.name != "schema.yaml":
             check_config_file(path)
