@@ -108,14 +108,15 @@ def _signatures_task(args):
 
 
 def signatures_of_each(workdir: Path, configs: list[dict], processes: int | None = None) -> list[dict]:
-    """:func:`signatures` of each config, planned in ``processes`` forked workers (the machine's cores, at
-    most 2 by default: each plan is CPU-bound, and the walk of every config value has about a hundred)."""
+    """:func:`signatures` of each config, planned in ``processes`` worker processes (the machine's cores, at
+    most 2 by default: each plan is CPU-bound, and the walk of every config value has about a hundred).
+    Fresh interpreters (spawn), not forks of the test process, whose other threads may hold locks."""
     processes = processes or max(1, min(2, os.cpu_count() or 1))
     if processes == 1 or len(configs) < 2:
         return [signatures(workdir, config) for config in configs]
     import multiprocessing
 
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
         return pool.map(_signatures_task, [(workdir, config) for config in configs], chunksize=1)
 
 

@@ -239,6 +239,7 @@ def test_every_value_of_the_config_has_its_readers_listed():
     assert not missing, missing
 
 
+@pytest.mark.slow  # about a hundred plans: ~30 s on 2 free cores (two worker processes), in the default run
 def test_each_value_reruns_exactly_the_jobs_that_read_it(workdir, base):
     keys = list(CHANGES)
     values = [CHANGES[key][0](workdir) if callable(CHANGES[key][0]) else CHANGES[key][0] for key in keys]
