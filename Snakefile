@@ -11,6 +11,9 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
+include: "rules/config_files.smk"
+
+
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
@@ -43,6 +46,9 @@ rule all:
         rules.report.input,
 
 
+# Run where Snakemake runs (not as cluster jobs): the targets, and the attack summaries (a second or two of
+# numpy each; a SLURM job apiece would cost more in queueing than in computing).
 localrules:
     all,
     report,
+    attack_summary,

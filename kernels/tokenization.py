@@ -28,6 +28,8 @@ from pathlib import Path
 from tokenizers import Encoding, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from kernels.io import honour_umask
+
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)  # in id order: <pad> is id 0
 
@@ -179,6 +181,7 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: str | os.PathL
         # tokenizer_config.json last: it is what AutoTokenizer looks for first.
         names = sorted(os.listdir(staging), key=lambda name: (name == "tokenizer_config.json", name))
         for name in names:
+            honour_umask(staging / name)
             os.replace(staging / name, target / name)
             written.append(target / name)
         return written

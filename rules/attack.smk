@@ -1,5 +1,9 @@
 # Fresh adversarial attacks (kernels/attacks): each recipe against each fine-tuned model on a seeded subset
 # of its task's validation split, the universal trigger search per model, and the triggers' transfer matrix.
+# Each rule's params hold only the attack settings it reads (ATTACK_RULE_KEYS, ATTACK_RECIPE_KEYS in
+# rules/common.smk): the search (`attack`) writes the per-example lines and its own record, and the summary
+# with its bootstrap CIs is a cheap job of its own (`attack_summary`), so attack.bootstrap_samples never
+# re-runs a search.
 
 
 rule attack:
@@ -7,11 +11,11 @@ rule attack:
         unpack(attack_inputs),
     output:
         jsonl="results/attacks/{model}/{task}/seed{seed}/{recipe}.jsonl",
-        summary="results/attacks/{model}/{task}/seed{seed}/{recipe}.json",
+        search="results/attacks/{model}/{task}/seed{seed}/{recipe}.search.json",
     log:
         "logs/attack/{model}/{task}/seed{seed}/{recipe}.log",
     wildcard_constraints:
-        recipe="deepwordbug|pruthi|textbugger_char|hotflip",
+        recipe=RECIPE_WILDCARD,
     conda:
         "../envs/torch.yaml"
     threads: ATTACK.get("threads", 1)
@@ -20,9 +24,32 @@ rule attack:
         runtime=resource_getter("attack", "runtime", 60),
         gpu=resource_getter("attack", "gpu", 0),
     params:
-        attack=lambda w: attack_params(w.model),
+        attack=lambda w: attack_params("attack", w.model, w.recipe),
         force_torch=force_torch(),
         require_fla=require_fla(),
+    script:
+        "../workflow_scripts/attack.py"
+
+
+rule attack_summary:
+    input:
+        jsonl="results/attacks/{model}/{task}/seed{seed}/{recipe}.jsonl",
+        search="results/attacks/{model}/{task}/seed{seed}/{recipe}.search.json",
+        code=kernel_sources("attacks", "evaluation"),
+    output:
+        "results/attacks/{model}/{task}/seed{seed}/{recipe}.json",
+    log:
+        "logs/attack_summary/{model}/{task}/seed{seed}/{recipe}.log",
+    wildcard_constraints:
+        recipe=RECIPE_WILDCARD,
+    conda:
+        "../envs/torch.yaml"
+    params:
+        attack=lambda w: canonical(
+            {k: ATTACK[k] for k in ATTACK_RULE_KEYS["attack_summary"] if k in ATTACK}
+        ),
+        # names only (their values are the search's): the settings the summary reports for this recipe
+        settings_read=lambda w: sorted(attack_settings_read("attack", w.recipe)),
     script:
         "../workflow_scripts/attack.py"
 
@@ -42,7 +69,7 @@ rule attack_trigger:
         runtime=resource_getter("attack", "runtime", 60),
         gpu=resource_getter("attack", "gpu", 0),
     params:
-        attack=lambda w: attack_params(w.model),
+        attack=lambda w: attack_params("attack_trigger", w.model),
         force_torch=force_torch(),
         require_fla=require_fla(),
     script:
@@ -51,12 +78,13 @@ rule attack_trigger:
 
 rule trigger_transfer:
     input:
+        # models in a fixed order: the matrix does not depend on the config's model order
         triggers=expand(
             "results/attacks/{model}/{{task}}/seed{{seed}}/universal_trigger.json",
-            model=MODELS,
+            model=SORTED_MODELS,
         ),
         models=lambda w: [
-            f for m in MODELS for f in attack_model_inputs(m, w.task, w.seed)
+            f for m in SORTED_MODELS for f in attack_model_inputs(m, w.task, w.seed)
         ],
         split=lambda w: attack_split(w.task),
         code=kernel_sources(
@@ -74,8 +102,8 @@ rule trigger_transfer:
         runtime=resource_getter("attack", "runtime", 60),
         gpu=resource_getter("attack", "gpu", 0),
     params:
-        models=MODELS,
-        attack={m: attack_params(m) for m in MODELS},
+        models=SORTED_MODELS,
+        attack={m: attack_params("trigger_transfer", m) for m in SORTED_MODELS},
         force_torch=force_torch(),
         require_fla=require_fla(),
     script:

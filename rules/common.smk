@@ -2,6 +2,7 @@
 # each job depends on. Everything a job depends on reaches it through `params:` or `input:`, so a
 # config change re-runs exactly the jobs it affects.
 
+import functools
 import glob
 import os
 import copy
@@ -29,6 +30,7 @@ def _load_standalone(relative, name):
 
 _tasks = _load_standalone("data/tasks.py", "_workflow_task_table")
 _arch_rules = _load_standalone("models/arch_rules.py", "_workflow_arch_rules")
+_pretrained = _load_standalone("pretrained.py", "_workflow_pretrained")
 TASKS, ADVGLUE_SETS = _tasks.TASKS, _tasks.ADVGLUE_SETS
 
 
@@ -66,6 +68,16 @@ def _check_config_semantics():
         errors += _arch_rules.arch_errors(
             model["family"], model.get("arch") or {}, f"models.{name}.arch"
         )
+    for name in config.get("selected_models") or config["models"]:
+        # before any job runs, so that a bad checkpoint never costs the previous outputs of a job
+        model = config["models"][name]
+        errors += _pretrained.pretrained_errors(
+            model.get("pretrained"),
+            f"models.{name}.pretrained",
+            base=os.getcwd(),
+            allow_pickle=bool(model.get("allow_pickle", False)),
+        )
+    for name, model in config["models"].items():
         settings = {**config["finetune"], **(model.get("finetune") or {})}
         budget = settings.get("max_tokens_per_step")
         if budget is not None and budget < settings["max_length"]:
@@ -100,6 +112,13 @@ _check_config_semantics()
 MODELS = config.get("selected_models") or list(config["models"])
 TASK_LIST = list(config["tasks"])
 SEEDS = list(config["seeds"])
+# The grid in a fixed order, for jobs whose output does not depend on the config's order (tables, the
+# transfer matrix): reordering `models:` (or a --configfile, which Snakemake merges first) re-runs nothing.
+SORTED_MODELS, SORTED_TASKS, SORTED_SEEDS = (
+    sorted(MODELS),
+    sorted(TASK_LIST),
+    sorted(SEEDS),
+)
 
 
 def model_cfg(model):
@@ -135,6 +154,13 @@ def canonical(value):
 
 def kernel_sources(*subpackages):
     """The kernels sources a job imports: editing a module that a script imports re-runs the job."""
+    return list(_kernel_sources(subpackages))
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_sources(subpackages):
+    # once per set of subpackages: every job of a rule asks for the same files (globbing them per job
+    # made planning a large DAG slow)
     files = [
         os.path.join(REPO, "kernels", "__init__.py"),
         os.path.join(REPO, "kernels", "io.py"),
@@ -145,7 +171,7 @@ def kernel_sources(*subpackages):
             files += glob.glob(os.path.join(target, "**", "*.py"), recursive=True)
         else:
             files.append(f"{target}.py")
-    return sorted({relocatable(f) for f in files})
+    return tuple(sorted({relocatable(f) for f in files}))
 
 
 BUNDLED_CHECKSUMS = "SHA256SUMS"
@@ -180,13 +206,37 @@ def bundled_glue_inputs(wildcards):
 MODEL_CODE = ("models", "ops", "modules")
 
 
+# Finetune settings that are not hyper-parameters: resources and threads are requests, and checkpoint
+# timing decides only when a resumable checkpoint is written, never the model (a resumed run is the same
+# run: kernels.training.loop.RESUME_NEUTRAL_FIELDS). The fine-tune script reads the timing from the config
+# itself (workflow_scripts/finetune.py: checkpoint_timing), so changing it re-runs nothing.
+NOT_HYPERPARAMETERS = (
+    "resources",
+    "threads",
+    "checkpoint_every",
+    "checkpoint_every_minutes",
+)
+
+
 def finetune_hp(model):
     """Global finetune settings overridden by the model's own `finetune:` block."""
     hp = copy.deepcopy(config["finetune"])
     hp.update(copy.deepcopy(model_cfg(model).get("finetune") or {}))
-    hp.pop("resources", None)
-    hp.pop("threads", None)
+    for key in NOT_HYPERPARAMETERS:
+        hp.pop(key, None)
     return canonical(hp)
+
+
+def scratch_only(model, value):
+    """``value`` for a from-scratch model; None for a pretrained one, which takes it from its checkpoint
+    (e.g. ``arch``: a pretrained model's architecture is the checkpoint's, so editing arch re-runs nothing).
+    """
+    return None if is_pretrained(model) else value
+
+
+def pretrained_only(model, value):
+    """``value`` for a pretrained model (``revision``, ``allow_pickle``); None for a from-scratch one."""
+    return value if is_pretrained(model) else None
 
 
 def finetune_setting(model, key, default=None):
@@ -248,16 +298,37 @@ def require_fla():
 # Input functions and parameters of the stage rules.
 
 
+def data_source_params(hub_keys):
+    """Where the data comes from: the bundled folder (derived from the inputs) for bundled data, the hub
+    settings ``{param: data.hub key}`` only for hub data, so that a hub setting never re-runs a bundled run.
+    """
+    data = config["data"]
+    if data["source"] == "bundled":
+        return dict(source="bundled", bundled_dir=bundled_dir_of_inputs)
+    return dict(
+        source="hub",
+        **{param: data["hub"].get(key) for param, key in hub_keys.items()},
+    )
+
+
 def glue_data_params():
     data = config["data"]
     return dict(
-        source=data["source"],
-        bundled_dir=bundled_dir_of_inputs,
-        hub_dataset=data["hub"]["glue"],
-        revision=data["hub"].get("glue_revision"),
+        **data_source_params({"hub_dataset": "glue", "revision": "glue_revision"}),
         max_train_examples=data["max_train_examples"],
         max_eval_examples=data["max_eval_examples"],
         subset_seed=data["subset_seed"],
+    )
+
+
+def advglue_data_params():
+    return data_source_params(
+        {
+            "hub_dataset": "advglue",
+            "annotations_url": "advglue_annotations_url",
+            "revision": "advglue_revision",
+            "annotations_sha256": "advglue_annotations_sha256",
+        }
     )
 
 
@@ -299,21 +370,38 @@ ATTACK_RECIPES = [r for r in ATTACK.get("recipes", []) if r != TRIGGER_RECIPE]
 ATTACK_TRIGGERS = TRIGGER_RECIPE in ATTACK.get("recipes", [])
 # attack.tasks: the tasks attacked (null = every task of the run)
 ATTACK_TASKS = [t for t in TASK_LIST if t in (ATTACK.get("tasks") or TASK_LIST)]
-ATTACK_KEYS = (
-    "examples",
-    "example_seed",
-    "seed",
-    "query_budget",
-    "beam_width",
-    "max_edit_distance",
-    "pruthi_max_words",
-    "hotflip_max_words",
-    "hotflip_min_cos_sim",
-    "hotflip_candidates",
-    "trigger",
-    "batch_size",
-    "bootstrap_samples",
-)
+# The attack settings read by each rule (adding a setting for one rule is one line here). The recipe
+# settings of the `attack` rule are split further by recipe (ATTACK_RECIPE_KEYS).
+ATTACK_RULE_KEYS = {
+    "attack": ("examples", "example_seed", "seed", "query_budget", "batch_size"),
+    "attack_trigger": ("examples", "example_seed", "seed", "trigger", "batch_size"),
+    "trigger_transfer": ("examples", "example_seed", "batch_size"),
+    # the summary of a recipe's lines: TextAttack's rates with bootstrap CIs (seeded by attack.seed)
+    "attack_summary": ("bootstrap_samples", "seed"),
+}
+# Settings that only one recipe reads (kernels/attacks/recipes.py): one line per recipe. A recipe missing
+# here gets every recipe setting (never fewer re-runs than it needs).
+ATTACK_RECIPE_KEYS = {
+    "deepwordbug": ("max_edit_distance",),
+    "pruthi": ("pruthi_max_words",),
+    "textbugger_char": (),
+    "hotflip": (
+        "beam_width",
+        "hotflip_max_words",
+        "hotflip_min_cos_sim",
+        "hotflip_candidates",
+    ),
+}
+ALL_RECIPE_KEYS = tuple(k for keys in ATTACK_RECIPE_KEYS.values() for k in keys)
+RECIPE_WILDCARD = "|".join(ATTACK_RECIPE_KEYS)
+
+
+def attack_settings_read(rule_name, recipe=None):
+    """Names of the attack settings that rule ``rule_name`` (for ``recipe``) reads."""
+    keys = ATTACK_RULE_KEYS[rule_name]
+    if rule_name == "attack":
+        keys = keys + ATTACK_RECIPE_KEYS.get(recipe, ALL_RECIPE_KEYS)
+    return keys
 
 
 def attack_split(task):
@@ -344,31 +432,38 @@ def attack_inputs(wildcards):
     )
 
 
-def attack_params(model):
-    """Everything an attack job depends on besides its files (sorted keys: see `canonical`)."""
+def victim_params(model):
+    """How a fine-tuned model is run as a victim: as it was fine-tuned (max length, autocast dtype), on the
+    attack device (default: the fine-tuning one)."""
     hp = finetune_hp(model)
-    return canonical(
-        dict(
-            {k: ATTACK[k] for k in ATTACK_KEYS if k in ATTACK},
-            family=model_cfg(model)["family"],
-            max_length=hp["max_length"],
-            dtype=hp["dtype"],
-            device=ATTACK.get("device", hp["device"]),
-        )
+    return dict(
+        family=model_cfg(model)["family"],
+        max_length=hp["max_length"],
+        dtype=hp["dtype"],
+        device=ATTACK.get("device", hp["device"]),
     )
+
+
+def attack_params(rule, model, recipe=None):
+    """What one attack-stage job depends on besides its files: the settings its rule (and recipe) reads,
+    and how the victim runs (sorted keys: see `canonical`)."""
+    settings = {k: ATTACK[k] for k in attack_settings_read(rule, recipe) if k in ATTACK}
+    return canonical(dict(settings, **victim_params(model)))
 
 
 def attack_outputs():
-    """Every file of the attack stage: what the report reads."""
+    """Every file of the attack stage (README "Outputs")."""
+    grid = dict(model=MODELS, task=ATTACK_TASKS, seed=SEEDS)
     out = expand(
         "results/attacks/{model}/{task}/seed{seed}/{recipe}.{ext}",
-        model=MODELS,
-        task=ATTACK_TASKS,
-        seed=SEEDS,
         recipe=ATTACK_RECIPES,
-        ext=("json", "jsonl"),
+        ext=("json", "jsonl", "search.json"),
+        **grid,
     )
     if ATTACK_TRIGGERS:
+        out += expand(
+            "results/attacks/{model}/{task}/seed{seed}/universal_trigger.json", **grid
+        )
         out += expand(
             "results/attacks/transfer/{task}/seed{seed}/universal_triggers.csv",
             task=ATTACK_TASKS,
@@ -377,16 +472,31 @@ def attack_outputs():
     return out
 
 
-def profile_reserved_threads():
+def runs_on_a_cluster():
+    """Whether the jobs go to a cluster executor (SLURM), also when planning a dry run of one: Snakemake
+    then plans with its dry-run executor, but it has set use_threads for the intended remote executor
+    (snakemake.api.DAGApi.execute_workflow derives it from that executor's settings)."""
+    settings = getattr(workflow.executor_plugin, "common_settings", None)
+    if settings is None:  # no run planned (--summary, --lint, ...)
+        return False
+    if not (settings.dryrun_exec or settings.touch_exec):
+        return not settings.local_exec
+    execution = workflow.execution_settings
+    return bool(execution is not None and execution.use_threads and os.name == "posix")
+
+
+def profile_reserved_threads(wildcards=None):
     """Threads a profile job reserves: every core of a local run, so that nothing runs beside it (see
-    rules/profile.smk); on a cluster its own threads (an exclusive node keeps others away there).
+    rules/profile.smk); on a cluster its own threads, which is what `--profile profiles/slurm` requests (an
+    exclusive node keeps others away there). Evaluated when the jobs are planned, once Snakemake knows the
+    executor, so that a dry run shows what the run will request.
     """
     threads = int(config["profile"]["threads"])
-    if not workflow.local_exec:
+    if runs_on_a_cluster():
         return threads
     try:
         return max(threads, int(workflow.cores))
-    except Exception:  # no --cores (e.g. some dry runs): nothing runs anyway
+    except Exception:  # no --cores: nothing runs anyway
         return threads
 
 
@@ -405,5 +515,59 @@ def attack_figure_names():
 
 def attack_result_files(kind):
     """The attack files the report reads: `summaries` ({recipe}.json), `lines` ({recipe}.jsonl) or `transfer`."""
-    ending = {"summaries": ".json", "lines": ".jsonl", "transfer": ".csv"}[kind]
-    return [f for f in attack_outputs() if f.endswith(ending)]
+    grid = dict(model=MODELS, task=ATTACK_TASKS, seed=SEEDS, recipe=ATTACK_RECIPES)
+    if kind == "summaries":
+        return expand("results/attacks/{model}/{task}/seed{seed}/{recipe}.json", **grid)
+    if kind == "lines":
+        return expand(
+            "results/attacks/{model}/{task}/seed{seed}/{recipe}.jsonl", **grid
+        )
+    return [f for f in attack_outputs() if f.endswith(".csv")]
+
+
+MODEL_DIR_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "train_log.csv",
+    "finetune_info.json",
+)
+
+
+def contract_outputs():
+    """Every file of README's Outputs contract for this config, except the report's own (rule build_report)."""
+    grid = dict(model=MODELS, task=TASK_LIST, seed=SEEDS)
+    files = [glue_split_path(t, split) for t in TASK_LIST for split in TASKS[t].splits]
+    files += [advglue_path(s) for s in ADVGLUE_SETS]
+    if not all(is_pretrained(m) for m in MODELS):
+        files += [
+            "results/tokenizer/tokenizer.json",
+            "results/tokenizer/tokenizer_config.json",
+        ]
+    files += expand(
+        "results/models/{model}/{task}/seed{seed}/{name}", name=MODEL_DIR_FILES, **grid
+    )
+    files += expand(
+        "results/eval/{model}/{task}/seed{seed}/{name}",
+        name=("predictions.parquet", "metrics.json"),
+        **grid,
+    )
+    files += expand(
+        "results/eval/{model}/advglue_{kind}_seed{seed}.json",
+        kind=("predictions", "score"),
+        model=MODELS,
+        seed=SEEDS,
+    )
+    files += expand("results/efficiency/{model}.csv", model=MODELS)
+    files += [
+        f"results/tables/{name}.csv"
+        for name in (
+            "metrics",
+            "advglue_scores",
+            "finetune_throughput",
+            "pairwise_significance",
+            "efficiency",
+            "efficiency_slopes",
+        )
+    ]
+    return files + attack_outputs()

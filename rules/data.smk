@@ -42,19 +42,15 @@ rule prepare_advglue:
     conda:
         "../envs/data.yaml"
     params:
-        source=config["data"]["source"],
-        bundled_dir=bundled_dir_of_inputs,
-        hub_dataset=config["data"]["hub"]["advglue"],
-        annotations_url=config["data"]["hub"]["advglue_annotations_url"],
-        revision=config["data"]["hub"].get("advglue_revision"),
-        annotations_sha256=config["data"]["hub"].get("advglue_annotations_sha256"),
+        **advglue_data_params(),
     script:
         "../workflow_scripts/prepare_advglue.py"
 
 
 rule train_tokenizer:
     input:
-        train=[glue_split_path(t, "train") for t in TASK_LIST],
+        # in a fixed order: the merges learnt can depend on the order of the texts, the config's order must not
+        train=[glue_split_path(t, "train") for t in SORTED_TASKS],
         code=kernel_sources("tokenization"),
     output:
         tokenizer_json="results/tokenizer/tokenizer.json",

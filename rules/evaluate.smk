@@ -56,26 +56,26 @@ rule tables_eval:
     input:
         metrics=expand(
             eval_file("{model}", "{task}", "{seed}", "metrics.json"),
-            model=MODELS,
-            task=TASK_LIST,
-            seed=SEEDS,
+            model=SORTED_MODELS,
+            task=SORTED_TASKS,
+            seed=SORTED_SEEDS,
         ),
         scores=expand(
             "results/eval/{model}/advglue_score_seed{seed}.json",
-            model=MODELS,
-            seed=SEEDS,
+            model=SORTED_MODELS,
+            seed=SORTED_SEEDS,
         ),
         train_logs=expand(
             model_file("{model}", "{task}", "{seed}", "train_log.csv"),
-            model=MODELS,
-            task=TASK_LIST,
-            seed=SEEDS,
+            model=SORTED_MODELS,
+            task=SORTED_TASKS,
+            seed=SORTED_SEEDS,
         ),
         predictions=expand(
             eval_file("{model}", "{task}", "{seed}", "predictions.parquet"),
-            model=MODELS,
-            task=TASK_LIST,
-            seed=SEEDS,
+            model=SORTED_MODELS,
+            task=SORTED_TASKS,
+            seed=SORTED_SEEDS,
         ),
         code=kernel_sources("evaluation"),
     output:
@@ -101,6 +101,7 @@ rule tables_eval:
     conda:
         "../envs/report.yaml"
     params:
-        models={m: model_cfg(m)["label"] for m in MODELS},
+        # in a fixed order, as the inputs: the tables do not depend on the config's model order
+        models={m: model_cfg(m)["label"] for m in SORTED_MODELS},
     script:
         "../workflow_scripts/tables_eval.py"

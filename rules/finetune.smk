@@ -26,10 +26,13 @@ rule finetune:
         gpu=resource_getter("finetune", "gpu", 0),
     params:
         family=lambda w: model_cfg(w.model)["family"],
-        arch=lambda w: canonical(model_cfg(w.model)["arch"]),
+        arch=lambda w: scratch_only(w.model, canonical(model_cfg(w.model)["arch"])),
         pretrained=lambda w: model_cfg(w.model).get("pretrained"),
-        revision=lambda w: model_cfg(w.model).get("revision"),
-        allow_pickle=lambda w: model_cfg(w.model).get("allow_pickle", False),
+        revision=lambda w: pretrained_only(w.model, model_cfg(w.model).get("revision")),
+        allow_pickle=lambda w: pretrained_only(
+            w.model, model_cfg(w.model).get("allow_pickle", False)
+        ),
+        # hyper-parameters only (finetune_hp): the script reads checkpoint timing from the config
         hp=lambda w: finetune_hp(w.model),
         num_labels=lambda w: TASKS[w.task].num_labels,
         checkpoint_dir=lambda w: f"results/checkpoints/{w.model}/{w.task}/seed{w.seed}",

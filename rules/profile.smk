@@ -17,7 +17,7 @@ rule profile:
         "logs/profile/{model}.log",
     conda:
         "../envs/torch.yaml"
-    threads: profile_reserved_threads()
+    threads: profile_reserved_threads
     resources:
         mem_mb=resource_getter("profile", "mem_mb", 8000),
         runtime=resource_getter("profile", "runtime", 30),
@@ -26,19 +26,14 @@ rule profile:
     params:
         model_name=lambda w: w.model,
         family=lambda w: model_cfg(w.model)["family"],
-        arch=lambda w: canonical(model_cfg(w.model)["arch"]),
+        arch=lambda w: scratch_only(w.model, canonical(model_cfg(w.model)["arch"])),
         pretrained=lambda w: model_cfg(w.model).get("pretrained"),
-        revision=lambda w: model_cfg(w.model).get("revision"),
+        revision=lambda w: pretrained_only(w.model, model_cfg(w.model).get("revision")),
         vocab_size=lambda w: profile_vocab_size(w.model),
+        # the profile section only: train points take their optimizer settings from profile.lr,
+        # profile.weight_decay and profile.max_grad_norm, not from finetune (see config/config.yaml)
         settings=canonical(
             {k: v for k, v in config["profile"].items() if k != "resources"}
-        ),
-        recipe=canonical(
-            {
-                k: config["finetune"][k]
-                for k in ("lr", "weight_decay", "max_grad_norm")
-                if k in config["finetune"]
-            }
         ),
         force_torch=force_torch(),
         require_fla=require_fla(),

@@ -55,11 +55,8 @@ rule build_report:
 
 
 rule report:
+    # The default target (`all` too): every file of README's Outputs contract, so that a deleted one is
+    # rebuilt by its job (and what reads it re-runs), never left missing behind an up-to-date report.
     input:
         rules.build_report.output,
-        expand(
-            "results/eval/{model}/advglue_predictions_seed{seed}.json",
-            model=MODELS,
-            seed=SEEDS,
-        ),
-        attack_outputs(),
+        contract_outputs(),

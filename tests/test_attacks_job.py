@@ -79,7 +79,7 @@ def test_interrupted_job_resumes_and_other_settings_start_over(setup, capsys):
     meta.write_text(json.dumps({"fingerprint": stamp}))
     capsys.readouterr()
     again = run_job(setup, out="resume")
-    assert "resuming deepwordbug after 3 of 8 examples" in capsys.readouterr().out
+    assert "resuming deepwordbug after 3 of 8 examples" in capsys.readouterr().err  # the rule log
     strip = lambda s: {k: v for k, v in s.items() if k not in ("seconds", "queries_per_second")}  # noqa: E731
     assert strip(again) == strip(first)
     assert [strip(json.loads(x)) for x in final.read_text().splitlines()] == [strip(json.loads(x)) for x in lines]
@@ -87,7 +87,7 @@ def test_interrupted_job_resumes_and_other_settings_start_over(setup, capsys):
     part.write_text("".join(lines[:3]))
     meta.write_text(json.dumps({"fingerprint": "another"}))
     run_job(setup, out="resume")
-    assert "resuming" not in capsys.readouterr().out
+    assert "resuming" not in capsys.readouterr().err
 
 
 def test_triggers_and_transfer_table(setup):

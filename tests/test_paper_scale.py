@@ -302,13 +302,19 @@ def test_gpu_check_pieces_run_on_cpu():
 
 # ------------------------------------------------------- hub column mapping of QQP, MNLI and QNLI
 
-def _hub_rows_from_advglue(task: str, adv_set: str) -> dict:
-    """Real QQP / MNLI texts and labels (the AdvGLUE dev items of that task) in the hub's column names."""
-    from kernels.data import TASKS
+# The hub's own schemas (nyu-mll/glue), written out here and not taken from kernels.data.tasks, so that a
+# wrong field or label table there fails: (text fields in text_a, text_b order, ClassLabel names by id).
+HUB_SCHEMAS = {
+    "qqp": (("question1", "question2"), ("not_duplicate", "duplicate")),
+    "mnli": (("premise", "hypothesis"), ("entailment", "neutral", "contradiction")),
+    "qnli": (("question", "sentence"), ("entailment", "not_entailment")),
+}
 
+
+def _hub_rows_from_advglue(adv_set: str, fields: tuple[str, str]) -> dict:
+    """Real QQP / MNLI texts and labels (the AdvGLUE dev items of that task) in the hub's column names."""
     items = json.loads((BUNDLED / "advglue" / "dev.json").read_text(encoding="utf-8"))[adv_set]
-    spec = TASKS[task]
-    rows = {field: [item[field] for item in items] for field in spec.text_fields}
+    rows = {field: [item[field] for item in items] for field in fields}
     rows["label"] = [item["label"] for item in items]
     rows["idx"] = [item["idx"] for item in items]
     return rows
@@ -321,30 +327,33 @@ def test_hub_column_mapping_of_tasks_without_bundled_training_data(task, tmp_pat
     GLUE TSVs do. QNLI validation is the bundled official file; QQP and MNLI use real items of theirs."""
     import datasets
 
-    from kernels.data import TASKS, read_bundled_glue, read_hub_glue
+    from kernels.data import read_bundled_glue, read_hub_glue
     from kernels.rehearsal.hub import hf_features, write_hf_split, write_readme
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
-    spec = TASKS[task]
+    (first, second), label_names = HUB_SCHEMAS[task]
     if task == "qnli":
         frame = read_bundled_glue(BUNDLED, "qnli", "validation")
         rows = {"question": frame["text_a"].tolist(), "sentence": frame["text_b"].tolist(),
                 "label": frame["label"].tolist(), "idx": frame["idx"].tolist()}
         splits = {"validation": rows}
     elif task == "qqp":
-        splits = {"validation": _hub_rows_from_advglue("qqp", "qqp")}
+        splits = {"validation": _hub_rows_from_advglue("qqp", (first, second))}
     else:
-        splits = {"validation_matched": _hub_rows_from_advglue("mnli", "mnli"),
-                  "validation_mismatched": _hub_rows_from_advglue("mnli", "mnli-mm")}
+        splits = {"validation_matched": _hub_rows_from_advglue("mnli", (first, second)),
+                  "validation_mismatched": _hub_rows_from_advglue("mnli-mm", (first, second))}
     root = tmp_path / "glue"
     for split, rows in splits.items():
-        write_hf_split(root, task, split, rows, hf_features(spec.text_fields, spec.label_names))
+        write_hf_split(root, task, split, rows, hf_features((first, second), label_names))
     write_readme(root, {task: list(splits)})
     for split, rows in splits.items():
         frame = read_hub_glue(str(root), task, split)
-        assert frame["text_a"].tolist() == rows[spec.text_fields[0]]
-        assert frame["text_b"].tolist() == rows[spec.text_fields[1]]
+        assert frame["text_a"].tolist() == rows[first]
+        assert frame["text_b"].tolist() == rows[second]
         assert frame["label"].tolist() == rows["label"] and frame["idx"].tolist() == rows["idx"]
+    if task == "mnli":  # the premise is the longer text in every item here: text_a is not the hypothesis
+        frame = read_hub_glue(str(root), task, "validation_matched")
+        assert (frame["text_a"].str.len() > frame["text_b"].str.len()).mean() > 0.8
     if task == "qnli":  # the hub path and the bundled TSV reader agree on the official file
         assert read_hub_glue(str(root), "qnli", "validation").equals(read_bundled_glue(BUNDLED, "qnli", "validation"))
 

@@ -214,3 +214,53 @@ def test_workflow_runs_through_slurm(slurm_env, tmp_path):
         assert rule in rules_run, sorted(rules_run)
     for call in sbatch_calls(output):
         assert "--gpus" not in call  # CPU config: gpu=0 everywhere
+
+
+def dry_run_requests(output: str) -> dict[str, list[dict]]:
+    """{rule: [{"threads": n, resource: value, ...} per job]} from a dry run's job blocks."""
+    jobs: dict[str, list[dict]] = {}
+    for block in output.split("\nrule ")[1:]:
+        rule, _, body = block.partition(":\n")
+        request = {"threads": 1}  # Snakemake prints the threads line only above 1
+        for line in body.splitlines():
+            line = line.strip()
+            if line.startswith("threads: "):
+                request["threads"] = int(line.split(": ", 1)[1])
+            elif line.startswith("resources: "):
+                request.update(item.split("=", 1) for item in line.split(": ", 1)[1].split(", "))
+            elif not line or line.startswith("Shell command"):
+                break
+        jobs.setdefault(rule.strip(), []).append(request)
+    return jobs
+
+
+# Cluster requests as config/paper.yaml writes them, on the tiny config (a small DAG: the dry run takes seconds)
+REQUESTS = {
+    "finetune": {"threads": 8, "resources": {"mem_mb": 64000, "runtime": 1440, "gpu": 1}},
+    "evaluate": {"threads": 8, "resources": {"mem_mb": 32000, "runtime": 120, "gpu": 1}},
+    "profile": {"threads": 8, "resources": {"mem_mb": 64000, "runtime": 240, "gpu": 1}},
+    "attack": {"threads": 8, "resources": {"mem_mb": 32000, "runtime": 720, "gpu": 1}},
+}
+
+
+@pytest.mark.parametrize("cores", [None, "64"])
+def test_slurm_dry_run_shows_what_each_job_requests(tmp_path, cores):
+    """`snakemake -n --profile profiles/slurm` (no cluster needed) shows each job's threads, memory, runtime and
+    GPUs as the run asks SLURM for them: not capped at 1 thread by the dry run, and a profile job's own
+    threads, not every core of the submit host (--cores 64)."""
+    import yaml
+
+    from workflow_helpers import run_snakemake
+
+    overlay = tmp_path / "requests.yaml"
+    overlay.write_text(yaml.safe_dump(REQUESTS))
+    args = ["--dry-run", "--profile", str(PROFILE), "report", "--configfile", str(TINY), str(overlay)]
+    proc = run_snakemake(tmp_path, *args, *(["--cores", cores] if cores else []), timeout=300)
+    jobs = dry_run_requests(proc.stdout + proc.stderr)
+    for rule, wanted in REQUESTS.items():
+        assert jobs[rule], rule
+        expected = (str(wanted["threads"]), *(str(wanted["resources"][k]) for k in ("mem_mb", "runtime", "gpu")))
+        for request in jobs[rule]:
+            assert (str(request["threads"]), request["mem_mb"], request["runtime"], request["gpu"]) == expected, (
+                rule, request)
+    assert all(request["slurm_extra"] == "--exclusive" for request in jobs["profile"])

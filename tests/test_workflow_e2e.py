@@ -199,6 +199,7 @@ def test_one_models_hyperparameter_reruns_only_that_model(run_dir, tmp_path):
     assert jobs.pop("finetune") == 2 and jobs.pop("evaluate") == 2 and jobs.pop("advglue_score") == 1
     # gla's attacks (one recipe and the trigger search on SST-2); the transfer matrix applies its trigger
     assert jobs.pop("attack") == 1 and jobs.pop("attack_trigger") == 1 and jobs.pop("trigger_transfer") == 1
+    assert jobs.pop("attack_summary") == 1  # the summary of gla's new search
     assert set(jobs) <= {"tables_eval", "build_report", "report"}
 
 
@@ -207,6 +208,7 @@ def test_adding_a_seed_adds_only_its_jobs(run_dir, tmp_path):
     jobs = planned_jobs(run_dir, "report", "--configfile", str(TINY), change)
     assert jobs.pop("finetune") == 6 and jobs.pop("evaluate") == 6 and jobs.pop("advglue_score") == 3
     assert jobs.pop("attack") == 3 and jobs.pop("attack_trigger") == 3 and jobs.pop("trigger_transfer") == 1
+    assert jobs.pop("attack_summary") == 3
     assert set(jobs) <= {"tables_eval", "build_report", "report"}
 
 
@@ -220,6 +222,7 @@ def test_adding_a_model_adds_only_its_jobs(run_dir, tmp_path):
     assert jobs.pop("finetune") == 2 and jobs.pop("evaluate") == 2
     assert jobs.pop("advglue_score") == 1 and jobs.pop("profile") == 1
     assert jobs.pop("attack") == 1 and jobs.pop("attack_trigger") == 1 and jobs.pop("trigger_transfer") == 1
+    assert jobs.pop("attack_summary") == 1
     assert set(jobs) <= {"tables_eval", "tables_efficiency", "build_report", "report"}
 
 

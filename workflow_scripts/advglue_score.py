@@ -20,7 +20,7 @@ def main(predictions: list[str], dev: list[str], predictions_json: str, score: s
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    with log_to(sm.log[0] if len(sm.log) else None):
+    with log_to(sm.log[0] if len(sm.log) else None, outputs=sm.output):
         main(predictions=list(sm.input.predictions), dev=list(sm.input.dev), predictions_json=sm.output.predictions_json,
              score=sm.output.score, model=sm.wildcards.model, seed=int(sm.wildcards.seed))
 elif __name__ == "__main__":

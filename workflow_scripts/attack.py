@@ -1,5 +1,6 @@
-"""Fresh adversarial attacks (rules ``attack``, ``attack_trigger`` and ``trigger_transfer``): parse the
-Snakemake object and call kernels.attacks.job; the output schemas are in README ("Outputs")."""
+"""Fresh adversarial attacks (rules ``attack``, ``attack_summary``, ``attack_trigger`` and
+``trigger_transfer``): parse the Snakemake object and call kernels.attacks.job (and .summary_job); the
+output schemas are in README ("Outputs")."""
 
 from pathlib import Path
 
@@ -30,12 +31,21 @@ def run_attack_rule(sm) -> None:
 
     a = sm.params.attack
     settings = AttackSettings(**{k: a[k] for k in AttackSettings.__dataclass_fields__ if k in a})
+    # the search only: its record is the summary without CIs, which rule attack_summary adds
     attack_job(model_dir=_model_dir(sm.input.model), family=a["family"], split_path=sm.input.split,
                recipe=sm.wildcards.recipe, settings=settings, examples=a["examples"], example_seed=a["example_seed"],
-               seed=a["seed"], jsonl_path=sm.output.jsonl, summary_path=sm.output.summary,
+               seed=a["seed"], jsonl_path=sm.output.jsonl, summary_path=sm.output.search,
                max_length=a["max_length"], batch_size=a["batch_size"], device=a["device"], dtype=a["dtype"],
-               threads=sm.threads, bootstrap_samples=a["bootstrap_samples"],
-               resources_dir=Path(sm.input.tables[0]).parent)
+               threads=sm.threads, bootstrap_samples=0, resources_dir=Path(sm.input.tables[0]).parent)
+
+
+def run_summary_rule(sm) -> None:
+    from kernels.attacks.summary_job import summary_job
+
+    a = sm.params.attack
+    summary_job(jsonl_path=sm.input.jsonl, search_path=sm.input.search, summary_path=sm.output[0],
+                bootstrap_samples=a["bootstrap_samples"], bootstrap_seed=a["seed"],
+                settings_read=list(sm.params.settings_read))
 
 
 def run_trigger_rule(sm) -> None:
@@ -66,10 +76,13 @@ def run_transfer_rule(sm) -> None:
                  per_victim={m: {k: settings[m][k] for k in ("max_length", "device", "dtype")} for m in models})
 
 
-RULES = {"attack": run_attack_rule, "attack_trigger": run_trigger_rule, "trigger_transfer": run_transfer_rule}
+RULES = {"attack": run_attack_rule, "attack_summary": run_summary_rule, "attack_trigger": run_trigger_rule,
+         "trigger_transfer": run_transfer_rule}
+MODEL_RULES = ("attack", "attack_trigger", "trigger_transfer")  # the ones that run a model
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    with log_to(sm.log[0] if len(sm.log) else None):
-        _prepare(sm.params)
+    with log_to(sm.log[0] if len(sm.log) else None, outputs=sm.output):
+        if sm.rule in MODEL_RULES:
+            _prepare(sm.params)
         RULES[sm.rule](sm)

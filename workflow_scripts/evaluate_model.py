@@ -30,7 +30,7 @@ def main(config: str, weights: str, glue: list[str], advglue: list[str], predict
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    with log_to(sm.log[0] if len(sm.log) else None):
+    with log_to(sm.log[0] if len(sm.log) else None, outputs=sm.output):
         main(config=sm.input.config, weights=sm.input.weights, glue=list(sm.input.glue), advglue=list(sm.input.advglue),
              predictions=sm.output.predictions, metrics=sm.output.metrics, family=sm.params.family,
              task=sm.wildcards.task, model=sm.wildcards.model, seed=int(sm.wildcards.seed),

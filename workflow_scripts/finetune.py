@@ -27,7 +27,7 @@ def main(train: str, tokenizer: str | None, config_out: str, weights_out: str, t
     for out in outputs:
         if Path(out).parent != model_dir:
             raise ValueError(f"output {out} must be in the model directory {model_dir}")
-    with log_to(log):
+    with log_to(log, outputs=outputs):
         finetune_job(train_path=train, tokenizer_file=tokenizer, model_dir=model_dir, family=family, arch=arch,
                      pretrained=pretrained, revision=revision, hp=hp, num_labels=num_labels,
                      checkpoint_dir=checkpoint_dir, seed=seed, threads=threads, allow_pickle=allow_pickle,
@@ -37,12 +37,23 @@ def main(train: str, tokenizer: str | None, config_out: str, weights_out: str, t
             raise RuntimeError(f"fine-tuning finished but did not write {out}")
 
 
+CHECKPOINT_TIMING = ("checkpoint_every", "checkpoint_every_minutes")
+
+
+def checkpoint_timing(config: dict, model: str) -> dict:
+    """When resumable checkpoints are written (the model's own finetune block first). Read from the config,
+    not from params: it never changes the model, so changing it must not re-run a finished fine-tune."""
+    merged = {**(config.get("finetune") or {}), **((config["models"][model].get("finetune")) or {})}
+    return {key: merged[key] for key in CHECKPOINT_TIMING if key in merged}
+
+
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
     main(train=sm.input.train, tokenizer=sm.input.get("tokenizer"), config_out=sm.output.config,
          weights_out=sm.output.weights, tokenizer_out=sm.output.tokenizer, train_log_out=sm.output.train_log,
          family=sm.params.family, arch=sm.params.arch, pretrained=sm.params.pretrained,
-         revision=sm.params.revision, hp=dict(sm.params.hp), num_labels=int(sm.params.num_labels),
+         revision=sm.params.revision, hp={**dict(sm.params.hp), **checkpoint_timing(sm.config, sm.wildcards.model)},
+         num_labels=int(sm.params.num_labels),
          checkpoint_dir=sm.params.checkpoint_dir, seed=int(sm.wildcards.seed), threads=sm.threads,
          log=sm.log[0] if len(sm.log) else None, allow_pickle=bool(sm.params.get("allow_pickle", False)),
          force_torch=bool(sm.params.get("force_torch", False)),

@@ -23,7 +23,7 @@ def main(
     log: str | None = None,
     annotations_sha256: str | None = None,
 ) -> None:
-    with log_to(log):
+    with log_to(log, outputs=outputs):
         prepare_advglue(
             list(outputs),
             source=source,
@@ -54,10 +54,10 @@ if "snakemake" in globals():
     main(
         outputs=list(smk.output),
         source=smk.params.source,
-        bundled_dir=smk.params.bundled_dir,
-        hub_dataset=smk.params.hub_dataset,
-        annotations_url=smk.params.annotations_url,
-        revision=smk.params.revision,
+        bundled_dir=smk.params.get("bundled_dir"),
+        hub_dataset=smk.params.get("hub_dataset"),
+        annotations_url=smk.params.get("annotations_url"),
+        revision=smk.params.get("revision"),
         log=smk.log[0] if len(smk.log) else None,
         annotations_sha256=smk.params.get("annotations_sha256"),
     )

@@ -25,7 +25,7 @@ def main(
     subset_seed: int,
     log: str | None = None,
 ) -> None:
-    with log_to(log):
+    with log_to(log, outputs=list(outputs.values())):
         prepare_glue(
             task,
             outputs,
@@ -63,9 +63,9 @@ if "snakemake" in globals():
         task=smk.wildcards.task,
         outputs={split: smk.output[split] for split in get_task(smk.wildcards.task).splits},
         source=smk.params.source,
-        bundled_dir=smk.params.bundled_dir,
-        hub_dataset=smk.params.hub_dataset,
-        revision=smk.params.revision,
+        bundled_dir=smk.params.get("bundled_dir"),
+        hub_dataset=smk.params.get("hub_dataset"),
+        revision=smk.params.get("revision"),
         max_train_examples=smk.params.max_train_examples,
         max_eval_examples=smk.params.max_eval_examples,
         subset_seed=smk.params.subset_seed,

@@ -5,8 +5,8 @@ every row carries it as ``peak_gflops`` and its ``mfu = achieved_gflops / peak_g
 
 input: (code only); output: ``csv``; params: ``family``, ``arch``, ``pretrained``, ``revision``,
 ``vocab_size`` (None for a pretrained checkpoint), ``settings`` (the profile section, with the threads the
-points compute with), ``recipe`` (lr, weight_decay, max_grad_norm of the finetune section: train points follow
-the fine-tuning recipe), ``model_name``, ``force_torch``; threads: used only when the settings give no
+points compute with and the train points' lr, weight_decay and max_grad_norm), ``recipe`` (optional: overrides
+of those three), ``model_name``, ``force_torch``; threads: used only when the settings give no
 ``threads`` (the rule reserves every local core so that nothing runs beside the job, see rules/profile.smk).
 """
 
@@ -20,6 +20,7 @@ from kernels.io import log_to
 from kernels.io import write_csv
 from kernels.ops.backend import FORCE_TORCH_ENV, set_force_torch
 from kernels.ops.backend import require_fla as check_fla
+from kernels.pretrained import local_checkpoint_dir
 from kernels.profiling import ModelSpec, profile_model, settings_from_dict
 from kernels.profiling.sweep import resolve_device  # imports torch only for 'auto' / 'cuda'
 
@@ -42,6 +43,8 @@ def main(csv: str, family: str, arch: dict, vocab_size: int | None, settings: di
     parsed = settings_from_dict(settings, source=f"profile settings of model {model_name!r}")
     if require_fla:  # config kernels.require_fla: no efficiency number from the reference ops
         check_fla(resolve_device(parsed.device))
+    if pretrained:  # a local copy (a hub id fails fast when the hub cannot answer)
+        pretrained = local_checkpoint_dir(pretrained, revision)
     spec = ModelSpec(family=family, arch=dict(arch or {}),
                      vocab_size=None if vocab_size is None else int(vocab_size),
                      pretrained=pretrained, revision=revision, seed=parsed.seed)
@@ -50,7 +53,7 @@ def main(csv: str, family: str, arch: dict, vocab_size: int | None, settings: di
 
 if "snakemake" in globals():
     smk = globals()["snakemake"]
-    with log_to(smk.log[0] if len(smk.log) else None):
+    with log_to(smk.log[0] if len(smk.log) else None, outputs=smk.output):
         main(csv=smk.output.csv, family=smk.params.family, arch=smk.params.arch, vocab_size=smk.params.vocab_size,
              settings=smk.params.settings, model_name=smk.params.model_name, pretrained=smk.params.pretrained,
              revision=smk.params.revision, threads=smk.threads,

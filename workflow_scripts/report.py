@@ -45,7 +45,7 @@ def main(metrics: str, scores: str, throughput: str, efficiency: str, slopes: st
 
 if "snakemake" in globals():
     smk = globals()["snakemake"]
-    with log_to(smk.log[0] if len(smk.log) else None):
+    with log_to(smk.log[0] if len(smk.log) else None, outputs=smk.output):
         main(metrics=smk.input.metrics, scores=smk.input.scores, throughput=smk.input.throughput,
              efficiency=smk.input.efficiency, slopes=smk.input.slopes, significance=smk.input.significance,
              robustness_significance=smk.input.get("robustness_significance"), html=smk.output.html,

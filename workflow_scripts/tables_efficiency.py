@@ -22,7 +22,7 @@ def main(csvs: list[str], efficiency: str, slopes: str) -> None:
 
 if "snakemake" in globals():
     smk = globals()["snakemake"]
-    with log_to(smk.log[0] if len(smk.log) else None):
+    with log_to(smk.log[0] if len(smk.log) else None, outputs=smk.output):
         main(csvs=list(smk.input.csvs), efficiency=smk.output.efficiency, slopes=smk.output.slopes)
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

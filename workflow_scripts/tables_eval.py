@@ -39,7 +39,7 @@ def main(metrics: list[str], scores: list[str], train_logs: list[str], models: d
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    with log_to(sm.log[0] if len(sm.log) else None):
+    with log_to(sm.log[0] if len(sm.log) else None, outputs=sm.output):
         main(metrics=list(sm.input.metrics), scores=list(sm.input.scores), train_logs=list(sm.input.train_logs),
              models=dict(sm.params.models), metrics_out=sm.output.metrics, scores_out=sm.output.scores,
              throughput_out=sm.output.throughput, predictions=list(sm.input.predictions),

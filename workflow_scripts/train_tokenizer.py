@@ -24,7 +24,7 @@ def main(
     min_frequency: int,
     log: str | None = None,
 ) -> None:
-    with log_to(log):
+    with log_to(log, outputs=[tokenizer_json, tokenizer_config]):
         _train_and_save(list(train_paths), tokenizer_json, tokenizer_config, vocab_size, min_frequency)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pandas as pd
 
 from kernels.attacks.attack import FAILED, SKIPPED, SUCCESSFUL, Attack
 from kernels.evaluation.metrics import nan_percentile_interval
+from kernels.io import set_aside, write_json
 
 LINE_FIELDS = ("idx", "text_a", "text_b", "perturbed_text_a", "perturbed_text_b", "label", "original_pred",
                "perturbed_pred", "queries", "words_changed", "status", "seed")
@@ -59,9 +61,32 @@ def fingerprint(**settings) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _progress_stamp(meta_path: Path) -> tuple[str | None, str | None]:
+    """(fingerprint, None) from the settings file beside a progress file, (None, None) when there is none,
+    (None, why) when it cannot be read."""
+    if not meta_path.exists():
+        return None, None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: JSONDecodeError and UnicodeDecodeError
+        return None, f"{type(err).__name__}: {err}"
+    if not isinstance(meta, dict) or not isinstance(meta.get("fingerprint"), str):
+        return None, "no 'fingerprint' in it"
+    return meta["fingerprint"], None
+
+
 def read_progress(path: Path, meta_path: Path, stamp: str, expected_idx: list[int]) -> list[dict]:
-    """Complete lines of an earlier run with the same settings; anything else starts over."""
-    if not path.exists() or not meta_path.exists() or json.loads(meta_path.read_text()).get("fingerprint") != stamp:
+    """Complete lines of an earlier run with the same settings; anything else starts over. A settings file
+    (``.meta.json``) that cannot be read is set aside with a warning naming it, together with the lines it
+    vouched for, and the job starts from the first example: a damaged file never blocks the job."""
+    recorded, damaged = _progress_stamp(meta_path)
+    if damaged:
+        set_aside(meta_path, damaged)
+        if path.exists():
+            set_aside(path, f"its settings file {meta_path.name} is damaged, so these lines cannot be matched "
+                            "to the current settings")
+        return []
+    if not path.exists() or recorded != stamp:
         path.unlink(missing_ok=True)
         return []
     lines, good_bytes = [], 0
@@ -69,9 +94,10 @@ def read_progress(path: Path, meta_path: Path, stamp: str, expected_idx: list[in
         for raw in handle:
             try:
                 line = json.loads(raw)
-            except json.JSONDecodeError:
+            except ValueError:  # JSONDecodeError, or bytes that are not UTF-8 (a disk that filled up)
                 break  # a line cut by a kill: drop it and what follows
-            if not raw.endswith(b"\n") or len(lines) >= len(expected_idx) or line.get("idx") != expected_idx[len(lines)]:
+            if (not isinstance(line, dict) or not raw.endswith(b"\n") or len(lines) >= len(expected_idx)
+                    or line.get("idx") != expected_idx[len(lines)]):
                 break
             lines.append(line)
             good_bytes += len(raw)
@@ -80,8 +106,13 @@ def read_progress(path: Path, meta_path: Path, stamp: str, expected_idx: list[in
     return lines
 
 
+def _log_to_stderr(message: str) -> None:
+    # stderr is the rule's log (kernels.io.log_to); stdout would reach the console only
+    print(message, file=sys.stderr, flush=True)
+
+
 def run_attack(attack: Attack, examples: pd.DataFrame, *, seed: int, progress_path: str | Path,
-               stamp: str, log=print) -> list[dict]:
+               stamp: str, log=_log_to_stderr) -> list[dict]:
     """Attack every row of ``examples`` (DESIGN.md columns), appending one line per example to
     ``progress_path``; lines already there from an interrupted run with the same ``stamp`` are kept."""
     path = Path(progress_path)
@@ -91,7 +122,7 @@ def run_attack(attack: Attack, examples: pd.DataFrame, *, seed: int, progress_pa
     lines = read_progress(path, meta, stamp, expected)
     if lines:
         log(f"resuming {attack.name} after {len(lines)} of {len(examples)} examples")
-    meta.write_text(json.dumps({"fingerprint": stamp}))
+    write_json(meta, {"fingerprint": stamp})  # atomic: a kill or a full disk never leaves half of it
     with open(path, "a", encoding="utf-8") as handle:
         for position in range(len(lines), len(examples)):
             row = examples.iloc[position]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kernels.io import atomic_path
+from kernels.io import atomic_path, set_aside
 
 from .bundled import verify_bundled_file
 from .glue import check_hub_features, load_hub_split, read_utf8
@@ -202,14 +202,19 @@ def fetch_annotations(url: str, cache_dir: str | os.PathLike | None = None,
 
     The cache file is named by a hash of the URL, so a changed URL never reuses a stale file;
     it is written atomically and only kept once it matches ``expected_sha256`` (when given) and
-    parses as AdvGLUE annotations. A cached file is checked against the pin again on every use.
+    parses as AdvGLUE annotations. A cached file is checked against the pin again on every use; one that
+    fails (damaged, or cached under an older pin) is set aside with a warning and downloaded again.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     name = Path(urllib.parse.urlparse(url).path).name or "annotations.json"
     target = cache / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{name}"
     if target.is_file():
-        check_annotation_checksum(target.read_bytes(), f"{target} (cached from {url})", expected_sha256)
-        return target
+        try:
+            check_annotation_checksum(target.read_bytes(), f"{target} (cached from {url})", expected_sha256)
+            advglue_sets_of(read_json(target), f"{target} (cached from {url})")
+            return target
+        except DataValidationError as err:  # a damaged or outdated cache entry: set it aside, fetch again
+            set_aside(target, str(err).split(": ", 1)[-1])
     payload = _read_annotation_source(url)
     check_annotation_checksum(payload, url, expected_sha256)
     with atomic_path(target) as tmp:

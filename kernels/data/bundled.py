@@ -58,4 +58,6 @@ if __name__ == "__main__":
     import sys
 
     for directory in sys.argv[1:] or ["resources/data"]:
+        if not Path(directory).is_dir():
+            sys.exit(f"{directory}: no such directory (give the folder of your bundled data)")
         print(f"wrote {write_checksums(directory) / CHECKSUMS}")

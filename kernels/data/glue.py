@@ -52,12 +52,21 @@ def read_tsv_rows(path: str | os.PathLike) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+BOM = "\ufeff"
+
+
 def _column_position(header: list[str], column: str, path) -> int:
     try:
         return header.index(column)
     except ValueError:
+        # repr shows what the eye would not: a byte-order mark, tabs or spaces around a name
+        shown = ", ".join(repr(name) for name in header)
+        hint = ""
+        if header and header[0].startswith(BOM):
+            hint = (" -- the file starts with a UTF-8 byte-order mark (BOM, bytes EF BB BF, shown as '\\ufeff'); "
+                    "save it as UTF-8 without BOM")
         raise DataValidationError(
-            f"{path}: missing column {column!r} (header: {', '.join(header)})"
+            f"{path}: missing column {column!r} (header: {shown}){hint}"
         ) from None
 
 

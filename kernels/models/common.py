@@ -384,16 +384,44 @@ def read_state_dict(files: Iterable[Path], pickled: bool) -> tuple[dict[str, tor
     state: dict[str, torch.Tensor] = {}
     origin: dict[str, Path] = {}
     for file in files:
-        if pickled:
-            part = torch.load(file, map_location="cpu", weights_only=True)
-        else:
-            from safetensors.torch import load_file
-
-            part = load_file(str(file), device="cpu")
+        part = _read_weight_file(file, pickled)
         for key, tensor in part.items():
             state[key] = tensor
             origin[key] = file
     return state, origin
+
+
+def unpickling_refusal(err: BaseException) -> str:
+    """The reason in torch's ``weights_only`` refusal, without its advice to load with ``weights_only=False``
+    (which would run whatever code the file holds: this workflow never does that)."""
+    lines = [line.strip() for line in str(err).splitlines()]
+    reason = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("WeightsUnpickler error:")),
+                  None)
+    return reason.split(" Please use ")[0] if reason else type(err).__name__
+
+
+def _read_weight_file(file: Path, pickled: bool) -> dict[str, torch.Tensor]:
+    """The tensors of one checkpoint file; a damaged or refused file is a CheckpointError naming its path."""
+    if pickled:
+        import pickle
+
+        try:
+            return torch.load(file, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise CheckpointError(f"{file}: refused: it holds more than tensors ({unpickling_refusal(err)}); "
+                                  "convert the checkpoint to safetensors") from None
+        except (EOFError, RuntimeError, OSError) as err:
+            raise CheckpointError(f"{file}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(file), device="cpu")
+    except (SafetensorError, OSError) as err:
+        from kernels.pretrained import safetensors_problem
+
+        detail = safetensors_problem(file) or f"{type(err).__name__}: {err}"
+        raise CheckpointError(f"{file}: not a complete safetensors file: {detail}") from None
 
 
 def add_backbone_prefix(state: dict[str, torch.Tensor], prefix: str = "model.") -> dict[str, torch.Tensor]:

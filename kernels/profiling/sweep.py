@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -77,13 +78,44 @@ def _profile_cpu(spec: ModelSpec, settings: ProfileSettings, in_process: bool) -
     job = {"spec": dataclasses.asdict(spec), "settings": settings.to_dict(), "points": grid_points(settings)}
     if in_process:
         return _serve_in_process(job, settings)
-    completed = subprocess.run([sys.executable, "-m", "kernels.profiling.worker"], input=json.dumps(job),
-                               stdout=subprocess.PIPE, stderr=_stderr_file(), text=True, env=_worker_environment(),
-                               check=False)
-    if completed.returncode != 0:
+    from kernels.profiling.worker import CHECKOUT_FLAG, MODULE, checkout_root
+
+    command = [sys.executable, "-m", MODULE, CHECKOUT_FLAG, checkout_root(), "--parent", str(os.getpid())]
+    # Its own process group, killed on the way out whatever happens here (an error, Ctrl-C); a SIGKILL of
+    # this process is covered by the worker's parent-death signal (kernels.profiling.worker.die_with_parent).
+    worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=_stderr_file(),
+                              text=True, env=_worker_environment(), start_new_session=True)
+    try:
+        stdout, _ = worker.communicate(json.dumps(job))
+    finally:
+        _end_process_group(worker)
+    if worker.returncode != 0:
         raise ProfilingError(f"profiling worker for family {spec.family!r} failed with exit code "
-                             f"{completed.returncode} (its traceback is in the log above)")
-    return json.loads(completed.stdout)
+                             f"{worker.returncode} (its traceback is in the log above)")
+    return json.loads(stdout)
+
+
+def _end_process_group(worker: subprocess.Popen) -> None:
+    """SIGKILL whatever is left of the worker's process group (the server and its point children)."""
+    try:
+        os.killpg(worker.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # already gone
+    worker.wait()
+
+
+def check_no_other_worker() -> None:
+    """Refuse to start while a profiling worker of this checkout is alive on this machine (a job killed
+    before this release, or another Snakemake run beside this one): its measurements and ours would share the
+    cores and distort each other."""
+    from kernels.profiling.worker import checkout_root, live_workers
+
+    pids = live_workers()
+    if pids:
+        raise ProfilingError(
+            f"another profiling worker of this checkout ({checkout_root()}) is running: PID "
+            f"{', '.join(map(str, pids))}. Profile jobs must run alone; wait for it to finish, or end it "
+            f"(kill {' '.join(map(str, pids))}) if its job is gone, then run this job again")
 
 
 def _serve_in_process(job: dict[str, Any], settings: ProfileSettings) -> list[dict[str, Any]]:
@@ -158,6 +190,7 @@ def profile_model(spec: ModelSpec, settings: ProfileSettings, model_name: str,
     Every row carries the device's matmul peak measured before the points (``peak_gflops``) and the
     point's ``mfu`` against it.
     """
+    check_no_other_worker()
     device = resolve_device(settings.device)
     if device == "cuda":
         import torch

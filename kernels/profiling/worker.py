@@ -10,21 +10,96 @@ pool does not survive fork (a child that uses OpenMP after the parent has used i
 computes with one thread only and never starts the pool; the children then run with the configured
 number of threads, and so does the child that measures the matmul peak (``measure_peak_forked``).
 Spawning a fresh interpreter per point instead would cost an import of torch (seconds) per point.
+
+The server and its children die with the job that started them: the job passes its PID, and the server
+asks the kernel for SIGKILL when that parent dies (``prctl(PR_SET_PDEATHSIG)`` on Linux; elsewhere a thread
+polls the parent), as does every forked child when the server dies. A job killed with SIGKILL (the OOM
+killer, ``kill -9``, a cluster's time limit) therefore leaves no worker measuring beside its re-run. The
+command line names the checkout (``--checkout``), so that a new profile job can refuse to start while a
+worker of the same checkout is still alive (:func:`live_workers`).
 """
 
 from __future__ import annotations
 
+import argparse
+import ctypes
+import ctypes.util
 import json
 import os
 import resource
 import select
 import signal
 import sys
+import threading
+import time
 import traceback
+from pathlib import Path
 from typing import Any, Callable
 
 # Generous: a point that has not finished in this time is hung, not slow.
 POINT_TIMEOUT_S = 1800.0
+
+MODULE = "kernels.profiling.worker"
+CHECKOUT_FLAG = "--checkout"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_POLL_S = 1.0
+
+
+def checkout_root() -> str:
+    """The checkout this package is loaded from (what a worker's ``--checkout`` names)."""
+    return str(Path(__file__).resolve().parents[2])
+
+
+def _set_parent_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies; False where prctl is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _poll_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    if os.getpgrp() == os.getpid():  # the server leads its own group (see sweep): its point children too
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    os._exit(1)
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process (and, where prctl is missing, its process group) as soon as ``parent`` dies."""
+    if not _set_parent_death_signal():
+        threading.Thread(target=_poll_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the signal was set up
+        os._exit(1)
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return [part.decode("utf-8", "replace") for part in handle.read().split(b"\0") if part]
+    except OSError:
+        return []
+
+
+def live_workers(checkout: str | None = None) -> list[int]:
+    """PIDs of profiling workers (servers and their point children) of ``checkout`` (this one by default)
+    that are alive on this machine, read from /proc; [] where there is no /proc."""
+    checkout = checkout or checkout_root()
+    found = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        argv = _cmdline(int(entry.name))
+        if MODULE in argv and CHECKOUT_FLAG in argv[:-1] and argv[argv.index(CHECKOUT_FLAG) + 1] == checkout:
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 def _status_kb(field: str) -> int | None:
@@ -113,9 +188,11 @@ def _run_in_child(compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run ``compute`` in a forked child and return its JSON-able result; a child killed by SIGKILL (the
     OOM killer) gives status ``oom``, any other death status ``error``."""
     read_fd, write_fd = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child
         os.close(read_fd)
+        die_with_parent(parent)  # the death signal is not inherited across fork
         code = 0
         try:
             result = compute()
@@ -191,7 +268,13 @@ def serve(job: dict[str, Any]) -> list[dict[str, Any]]:
     return results
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.splitlines()[0])
+    parser.add_argument(CHECKOUT_FLAG, default=checkout_root(), help="the checkout whose job started this worker")
+    parser.add_argument("--parent", type=int, help="PID of the job: the worker ends when it does")
+    args = parser.parse_args(argv)
+    if args.parent is not None:
+        die_with_parent(args.parent)
     job = json.load(sys.stdin)
     # Keep stdout for the result only: anything printed by libraries goes to stderr.
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")

@@ -18,6 +18,7 @@ A job killed at any moment therefore leaves ``latest.json`` pointing at a comple
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import shutil
 import sys
@@ -29,7 +30,9 @@ import numpy as np
 import safetensors.torch
 import torch
 
+from kernels import io
 from kernels.io import write_json
+from kernels.pretrained import safetensors_problem
 
 LATEST = "latest.json"
 WEIGHTS = "model.safetensors"
@@ -111,22 +114,42 @@ def save_checkpoint(checkpoint_dir: str | Path, model, optimizer, scheduler, sta
 
 def load_checkpoint(checkpoint_dir: str | Path, model, optimizer, scheduler,
                     fingerprint: str) -> TrainingState | None:
-    """Restore model/optimizer/scheduler/RNG from the latest checkpoint; None when there is none."""
+    """Restore model/optimizer/scheduler/RNG from the latest checkpoint; None when there is none.
+
+    A checkpoint that cannot be read (a damaged ``latest.json``, a truncated ``model.safetensors``, an
+    unreadable ``state.pt``) is moved aside with a warning naming it, and training starts from step 0:
+    a damaged file never blocks the job. Both files are read and checked before anything is loaded into
+    the model, so a damaged checkpoint never leaves half-restored weights behind."""
     root = Path(checkpoint_dir)
     pointer = root / LATEST
     if not pointer.exists():
         return None
-    latest = json.loads(pointer.read_text(encoding="utf-8"))
-    if latest.get("fingerprint") != fingerprint:
-        set_aside(root, latest.get("fingerprint"), fingerprint)
+    try:
+        latest = json.loads(pointer.read_text(encoding="utf-8"))
+        recorded, folder = latest.get("fingerprint"), root / latest["dir"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        io.set_aside(root, f"{pointer.name} cannot be read: {type(err).__name__}: {err}")
         return None
-    folder = root / latest["dir"]
+    if recorded != fingerprint:
+        set_aside(root, recorded, fingerprint)
+        return None
+    problem = safetensors_problem(folder / WEIGHTS)
+    if problem is not None:
+        io.set_aside(root, f"{folder / WEIGHTS}: {problem}")
+        return None
+    try:
+        payload = torch.load(folder / STATE, weights_only=True, map_location="cpu")
+        window_loss, window_steps, window_tokens = payload["window"]
+    except Exception as err:  # noqa: BLE001 - any unreadable state: set the checkpoint aside, start over
+        from kernels.models.common import unpickling_refusal
+
+        reason = unpickling_refusal(err) if isinstance(err, pickle.UnpicklingError) else io.failure_cause(err)
+        io.set_aside(root, f"{folder / STATE} cannot be read: {reason}")
+        return None
     safetensors.torch.load_model(model, str(folder / WEIGHTS), strict=True)  # raises on any mismatch
-    payload = torch.load(folder / STATE, weights_only=True, map_location="cpu")
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
     restore_rng_state(payload["rng"])
-    window_loss, window_steps, window_tokens = payload["window"]
     return TrainingState(step=int(payload["step"]), epoch=int(payload["epoch"]),
                          batch_index=int(payload["batch_index"]),
                          elapsed_s=float(payload["elapsed_s"]), tokens=int(payload["tokens"]),

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from kernels.pretrained import local_checkpoint_dir
 from kernels.training.loop import FinetuneHyperparams, FinetuneResult, finetune, resolve_device
 
 
@@ -60,8 +61,10 @@ def finetune_job(*, train_path: str | Path, tokenizer_file: str | Path | None, m
     if require_fla:
         check_fla(device)  # before any data or weights are read: fail in seconds, not hours
     frame = pd.read_parquet(train_path)
-    tokenizer = load_job_tokenizer(tokenizer_file, pretrained, revision)
-    model = make_classifier(family, arch, pretrained, revision, tokenizer, int(num_labels), int(seed),
+    # one local copy for the tokenizer and the weights (a hub id fails fast when the hub cannot answer)
+    source = local_checkpoint_dir(pretrained, revision, allow_pickle) if pretrained else None
+    tokenizer = load_job_tokenizer(tokenizer_file, source, revision)
+    model = make_classifier(family, arch, source, revision, tokenizer, int(num_labels), int(seed),
                             allow_pickle=allow_pickle)
     info = {"family": family, "pretrained": pretrained, "revision": revision,
             "provenance": kernel_provenance(device),

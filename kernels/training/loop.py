@@ -50,6 +50,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from kernels.io import honour_umask
 from kernels.training.batching import (EncodedExamples, batches_per_epoch, collate, encode_examples,
                                        plan_batches)
 from kernels.training.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
@@ -411,6 +412,7 @@ def write_model_dir(model_dir: str | Path, model, tokenizer, log: pd.DataFrame, 
             raise RuntimeError(f"{staging}: save_pretrained did not write model.safetensors")
         for item in sorted(staging.iterdir()):
             if item.is_file():
+                honour_umask(item)  # safetensors writes 0600: group members could not read the weights
                 os.replace(item, target / item.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
