@@ -5,13 +5,14 @@
 rule attack:
     input:
         unpack(attack_inputs),
+        wordnet=attack_wordnet_inputs,
     output:
         jsonl="results/attacks/{model}/{task}/seed{seed}/{recipe}.jsonl",
         summary="results/attacks/{model}/{task}/seed{seed}/{recipe}.json",
     log:
         "logs/attack/{model}/{task}/seed{seed}/{recipe}.log",
     wildcard_constraints:
-        recipe="deepwordbug|pruthi|textbugger_char|hotflip",
+        recipe="|".join(ATTACK_RECIPE_REGISTRY),
     conda:
         "../envs/torch.yaml"
     threads: ATTACK.get("threads", 1)
@@ -21,6 +22,7 @@ rule attack:
         gpu=resource_getter("attack", "gpu", 0),
     params:
         attack=lambda w: attack_params(w.model),
+        wordnet=lambda w: attack_wordnet(w.recipe),
         force_torch=force_torch(),
         require_fla=require_fla(),
     script:

@@ -407,3 +407,53 @@ def attack_result_files(kind):
     """The attack files the report reads: `summaries` ({recipe}.json), `lines` ({recipe}.jsonl) or `transfer`."""
     ending = {"summaries": ".json", "lines": ".jsonl", "transfer": ".csv"}[kind]
     return [f for f in attack_outputs() if f.endswith(ending)]
+
+
+# Attack recipes and their WordNet (kernels/attacks/recipes.py, kernels/attacks/wordnet.py). The recipe names
+# and what each changes come from the `@recipe(...)` registrations, read from the source (as
+# attack_figure_names): adding a recipe touches that file only.
+
+
+def attack_recipe_registry():
+    """``{name: changes}`` ("characters" / "words") of every ``@recipe("name", changes=...)`` in recipes.py."""
+    path = os.path.join(REPO, "kernels", "attacks", "recipes.py")
+    with open(path, encoding="utf-8") as source:
+        tree = ast.parse(source.read())
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            for call in node.decorator_list:
+                if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "recipe":
+                    keywords = {k.arg: k.value for k in call.keywords}
+                    found[call.args[0].value] = keywords["changes"].value
+    if not found:
+        raise RuntimeError("kernels/attacks/recipes.py: no @recipe registrations found")
+    return found
+
+
+ATTACK_RECIPE_REGISTRY = attack_recipe_registry()
+_unknown_recipes = [r for r in ATTACK_RECIPES if r not in ATTACK_RECIPE_REGISTRY]
+if _unknown_recipes:
+    raise ValueError(
+        f"config key 'attack.recipes' lists {_unknown_recipes}, which kernels/attacks/recipes.py does not "
+        f"register (known: {sorted(ATTACK_RECIPE_REGISTRY)} and {TRIGGER_RECIPE!r})"
+    )
+
+
+def attack_wordnet(recipe):
+    """The `wordnet` param of an attack job: attack.wordnet (`source`, `dir`) for the recipes that change
+    words, nothing for the character recipes (a WordNet change re-runs only the word recipes)."""
+    if ATTACK_RECIPE_REGISTRY.get(recipe) != "words":
+        return {}
+    settings = ATTACK.get("wordnet") or {}
+    directory = settings.get("dir")
+    if directory and not os.path.isabs(directory):
+        directory = repo_path(directory)
+    return canonical({"source": settings.get("source", "bundled"), "dir": directory})
+
+
+def attack_wordnet_inputs(wildcards):
+    """The bundled WordNet table, for a word recipe that reads it (editing the table re-runs those jobs)."""
+    if attack_wordnet(wildcards.recipe).get("source") == "bundled":
+        return [repo_path("resources/attacks/wordnet_synonyms.tsv")]
+    return []
