@@ -32,6 +32,7 @@ rule attack:
 rule attack_trigger:
     input:
         unpack(attack_inputs),
+        wordnet=attack_wordnet_inputs,
     output:
         "results/attacks/{model}/{task}/seed{seed}/universal_trigger.json",
     log:
@@ -45,6 +46,7 @@ rule attack_trigger:
         gpu=resource_getter("attack", "gpu", 0),
     params:
         attack=lambda w: attack_params(w.model),
+        wordnet=attack_wordnet(TRIGGER_RECIPE),
         force_torch=force_torch(),
         require_fla=require_fla(),
     script:

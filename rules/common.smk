@@ -423,7 +423,10 @@ def attack_recipe_registry():
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef):
             for call in node.decorator_list:
-                if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "recipe":
+                if (
+                    isinstance(call, ast.Call)
+                    and getattr(call.func, "id", None) == "recipe"
+                ):
                     keywords = {k.arg: k.value for k in call.keywords}
                     found[call.args[0].value] = keywords["changes"].value
     if not found:
@@ -442,8 +445,9 @@ if _unknown_recipes:
 
 def attack_wordnet(recipe):
     """The `wordnet` param of an attack job: attack.wordnet (`source`, `dir`) for the recipes that change
-    words, nothing for the character recipes (a WordNet change re-runs only the word recipes)."""
-    if ATTACK_RECIPE_REGISTRY.get(recipe) != "words":
+    words and the universal trigger (whose words it checks), nothing for the character recipes (a WordNet
+    change re-runs only those jobs)."""
+    if recipe != TRIGGER_RECIPE and ATTACK_RECIPE_REGISTRY.get(recipe) != "words":
         return {}
     settings = ATTACK.get("wordnet") or {}
     directory = settings.get("dir")
@@ -453,7 +457,8 @@ def attack_wordnet(recipe):
 
 
 def attack_wordnet_inputs(wildcards):
-    """The bundled WordNet table, for a word recipe that reads it (editing the table re-runs those jobs)."""
-    if attack_wordnet(wildcards.recipe).get("source") == "bundled":
+    """The bundled WordNet table, for a job that reads it (editing the table re-runs those jobs)."""
+    recipe = getattr(wildcards, "recipe", TRIGGER_RECIPE)
+    if attack_wordnet(recipe).get("source") == "bundled":
         return [repo_path("resources/attacks/wordnet_synonyms.tsv")]
     return []

@@ -11,12 +11,15 @@ import torch
 
 from kernels.attacks.job import attack_job, transfer_job, trigger_job
 from kernels.attacks.recipes import AttackSettings
+from kernels.attacks.resources import DEFAULT_DIR, load_resources
 from kernels.attacks.runner import LINE_FIELDS
+from kernels.attacks.wordnet import read_synonym_table
 from kernels.models import build_classifier
 from kernels.tokenization import save_tokenizer, train_tokenizer
 from test_training_support import sentiment_frame
 
 torch.set_num_threads(1)
+RESOURCES, TABLE = load_resources(), read_synonym_table(DEFAULT_DIR / "wordnet_synonyms.tsv")
 SUMMARY_FIELDS = ("successful", "failed", "skipped", "original_accuracy", "accuracy_under_attack",
                   "attack_success_rate", "avg_perturbed_word_pct", "avg_queries", "query_budget", "seconds",
                   "queries_per_second", "accuracy_under_attack_vs_budget")
@@ -148,6 +151,10 @@ def test_triggers_and_transfer_table(setup):
                              max_length=64, length=2, steps=1, candidates=4, beam=1)
         assert [t["target"] for t in result["triggers"]] == [0, 1]
         assert all(len(t["words"]) == 2 and t["loss"] <= t["loss_history"][0] for t in result["triggers"])
+        # whole words only (a stopword or a word of the bundled WordNet table), never a word beginning
+        for word in (w for t in result["triggers"] for w in t["words"]):
+            assert word in RESOURCES.stopwords or TABLE.is_word(word), word
+        assert (result["seed"], result["attack_seed"]) == (0, 4) and "bundled WordNet" in result["words_from"]
     table = transfer_job(triggers={n: root / f"trig_{n}.json" for n in dirs},
                          victims={n: (dirs[n], "gla") for n in dirs}, split_path=split, examples=8, example_seed=3,
                          out_path=root / "transfer.csv", max_length=64)
@@ -156,4 +163,4 @@ def test_triggers_and_transfer_table(setup):
     assert ((table["target_rate_triggered"] >= 0) & (table["target_rate_triggered"] <= 1)).all()
     rates = table.dropna(subset=["attack_success_rate"])
     assert (rates["n_success"] == (rates["attack_success_rate"] * rates["n_correct"]).round()).all()
-    assert json.loads((root / "trig_a.json").read_text())["seed"] == 0  # the model's seed (default 0)
+

@@ -130,11 +130,17 @@ def start_tokenizer():
 
 def test_hotflip_flips_one_token_exactly_as_it_stands_in_the_text(start_tokenizer):
     """Every HotFlip candidate differs from the text it was scored on in exactly the one token whose gain was
-    estimated, also for the first word of a text (byte-level BPE: no leading-space marker there)."""
+    estimated, also for the first word of a text (byte-level BPE: no leading-space marker there): 'boring' and
+    'tedious' are one token after a space but not at the start, 'movie' and 'film' are one token in both."""
     model = KeywordClassifier(len(start_tokenizer), [keyword_id(start_tokenizer)])
     victim = ClassifierVictim(model, start_tokenizer, max_length=64)
+    encode = start_tokenizer.backend_tokenizer.encode
+    assert [len(encode(w).ids) > 2 for w in ("boring", "tedious")] == [True, True]  # the word + </s>
+    assert [len(encode(f"a {w}").ids) for w in ("boring", "tedious", "movie", "film")] == [3] * 4
     swap = GradientWordSwap(victim, TEST_SYNONYMS, min_cos_sim=-1.0, top_n=1000)
-    for text_a in ("film is dull , the movie is tedious", "movie of the year , a dull film"):
+    first_words = {}
+    for text_a in ("film is dull , the movie is tedious", "movie of the year , a dull film",
+                   "dull film , the movie is boring"):
         text = AttackedText.from_pair(text_a)
         (before,) = victim.tokenize([text.pair])
         candidates = swap(text, range(text.num_words), example_rng(0, 0), label=0)
@@ -142,8 +148,10 @@ def test_hotflip_flips_one_token_exactly_as_it_stands_in_the_text(start_tokenize
         for candidate, after in zip(candidates, victim.tokenize([c.pair for c in candidates])):
             differ = [i for i, (a, b) in enumerate(zip(before.ids, after.ids)) if a != b]
             assert len(after.ids) == len(before.ids) and len(differ) == 1, candidate.pair
-        first_words = {c.words[0] for c in candidates if c.words[0] != text.words[0]}
-        assert first_words and first_words <= {"movie", "film"}  # one token at the start; 'picture', 'flick' are not
+        first_words[text.words[0]] = {c.words[0] for c in candidates if c.words[0] != text.words[0]}
+        inner = {c.words[i] for c in candidates for i in range(1, text.num_words) if c.words[i] != text.words[i]}
+        assert inner & {"boring", "tedious", "movie", "film"}
+    assert first_words == {"film": {"movie"}, "movie": {"film"}, "dull": set()}
 
 
 def test_hotflip_only_swaps_in_wordnet_synonyms_of_the_same_part_of_speech(tiny_victim):
@@ -241,6 +249,21 @@ def test_trigger_words_are_the_tokens_the_search_scored(start_tokenizer):
             for (start, end), token in zip(trigger_word_spans(found["words"]), found["scored_token_ids"]):
                 assert [tokens.ids[i] for i in tokens.tokens_overlapping(0, start, end)] == [token]
     assert KEYWORD in found["words"] and found["loss"] < found["loss_history"][0]
+
+
+def test_trigger_candidates_are_whole_words(tokenizer):
+    """A byte-level BPE vocabulary holds word beginnings ('soundtrac', 'bril'); with a word list, the trigger
+    search takes only tokens that are words (here: stopwords and the test synonym source's words)."""
+    from kernels.attacks.whitebox import _Vocabulary
+
+    victim = ClassifierVictim(KeywordClassifier(len(tokenizer), [keyword_id(tokenizer)]), tokenizer, max_length=64)
+    is_word = lambda w: w in RESOURCES.stopwords or TEST_SYNONYMS.is_word(w)  # noqa: E731
+    every, words = _Vocabulary(victim, first=False), _Vocabulary(victim, first=False, is_word=is_word)
+    assert {"soundtrac", "bril"} <= set(every.words) and not {"soundtrac", "bril"} & set(words.words)
+    assert set(words.words) == {w for w in every.words if is_word(w)} and KEYWORD in words.words
+    negatives = [("the plot is dull", None), ("a clumsy , boring film", None)]
+    found = find_trigger(victim, negatives, target=1, length=2, steps=2, candidates=8, beam=2, is_word=is_word)
+    assert all(is_word(w) for w in found["words"]) and KEYWORD in found["words"]
 
 
 # ----------------------------------------------------------------------------------------------- the table

@@ -42,6 +42,7 @@ def run_attack_rule(sm) -> None:
 
 def run_trigger_rule(sm) -> None:
     from kernels.attacks.job import trigger_job
+    from kernels.attacks.resources import WordNetSettings
 
     a = sm.params.attack
     t = a.get("trigger") or {}
@@ -50,7 +51,8 @@ def run_trigger_rule(sm) -> None:
                 example_seed=a["example_seed"], seed=a["seed"], out_path=sm.output[0], max_length=a["max_length"],
                 length=t.get("length", 3), steps=t.get("steps", 3), candidates=t.get("candidates", 40),
                 beam=t.get("beam", 1), batch_size=a["batch_size"], device=a["device"], dtype=a["dtype"],
-                threads=sm.threads, model_seed=int(sm.wildcards.seed))
+                threads=sm.threads, model_seed=int(sm.wildcards.seed), resources_dir=Path(sm.input.tables[0]).parent,
+                wordnet=WordNetSettings(**sm.params.wordnet))
 
 
 def run_transfer_rule(sm) -> None:

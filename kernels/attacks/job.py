@@ -101,25 +101,35 @@ def transformation_record(transformation, resources) -> dict:
 def trigger_job(*, model_dir: str | Path, family: str, task: str, split_path: str | Path, examples: int | None,
                 search_examples: int, example_seed: int, seed: int, out_path: str | Path, max_length: int,
                 length: int, steps: int, candidates: int, beam: int, batch_size: int = 64, device: str = "cpu",
-                dtype: str = "float32", threads: int | None = None, model_seed: int = 0) -> dict:
+                dtype: str = "float32", threads: int | None = None, model_seed: int = 0,
+                resources_dir: str | Path | None = None, wordnet: WordNetSettings | None = None) -> dict:
     """One trigger per target class, searched on ``search_examples`` rows of the other classes that come
     after the attacked rows in the same seeded order (the triggers are then evaluated on the attacked rows).
-    ``seed``: the attack's seed (``attack_seed`` in the file); ``model_seed``: the model's (``seed``)."""
+    ``seed``: the attack's seed (``attack_seed`` in the file); ``model_seed``: the model's (``seed``). Trigger
+    words are words: a stopword or a word of the WordNet source (``wordnet``; the bundled table: the words of
+    the demo's data), never a word beginning that is a token of its own."""
     if threads:
         torch.set_num_threads(int(threads))
     torch.manual_seed(int(seed))
     victim = load_victim(model_dir, family, max_length=max_length, batch_size=batch_size, device=device, dtype=dtype)
     pool = select_examples(read_split(split_path), search_examples, example_seed, skip=int(examples or 0))
+    resources = load_resources(resources_dir, wordnet)
+    words = resources.synonyms
+
+    def is_word(word: str) -> bool:
+        return word.lower() in resources.stopwords or words.is_word(word)
+
     start, triggers = time.perf_counter(), []
     for target in range(get_task(task).num_labels):
         rows = pool[pool["label"] != target]
         pairs = [(str(a), None if pd.isna(b) else str(b)) for a, b in zip(rows["text_a"], rows.get("text_b", [None] * len(rows)))]
         if not pairs:
             raise ValueError(f"{split_path}: no search example outside class {target}; raise attack.trigger.search_examples")
-        found = find_trigger(victim, pairs, target, length=length, steps=steps, candidates=candidates, beam=beam)
+        found = find_trigger(victim, pairs, target, length=length, steps=steps, candidates=candidates, beam=beam,
+                             is_word=is_word)
         triggers.append({**found, "search_examples": len(pairs)})
     result = {"task": task, "seed": int(model_seed), "attack_seed": int(seed), "triggers": triggers,
-              "seconds": round(time.perf_counter() - start, 3)}
+              "words_from": f"stopwords and {words.description}", "seconds": round(time.perf_counter() - start, 3)}
     write_json(out_path, result)
     return result
 

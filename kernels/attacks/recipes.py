@@ -140,7 +140,8 @@ TRIGGER = Recipe(
     departures=("one trigger per target class, searched on held-out validation examples and prepended to "
                 "text_a of every model's attacked examples (a transfer matrix)",
                 "per trigger position only words that are one token there (the first word without the "
-                "leading-space marker)"))
+                "leading-space marker), and whole words only: a stopword or a word of the WordNet source, never a "
+                "word beginning that is a token of its own (celebr)"))
 WHITE_BOX = tuple(name for name, r in [*RECIPES.items(), (TRIGGER_RECIPE, TRIGGER)] if r.access == "white-box")
 
 

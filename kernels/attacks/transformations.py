@@ -1,5 +1,6 @@
 """Transformations: what may replace a word. Character edits of one word (TextAttack's ``WordSwap*``
-character transformations) and their composition; the gradient-guided word swap is in ``whitebox``.
+character transformations) and their composition, and WordNet synonyms (``WordNetSwap``, PWWS's); the
+gradient-guided word swap is in ``whitebox``.
 
 Each character edit lists candidate spellings of a word; ``random_one`` keeps one of them at random, as
 TextAttack's ``random_one=True``. Positions skip the first / last character when asked (Pruthi et al. and

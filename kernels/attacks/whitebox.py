@@ -94,10 +94,13 @@ class GradientWordSwap:
 
 class _Vocabulary:
     """The whole-word tokens that are one token at a trigger position: at the start of the text
-    (``first``) or after a space."""
+    (``first``) or after a space; with ``is_word``, only those whose letters are a word (a BPE vocabulary
+    also holds word beginnings such as ``celebr``)."""
 
-    def __init__(self, victim: ClassifierVictim, first: bool):
+    def __init__(self, victim: ClassifierVictim, first: bool, is_word=None):
         _, words = whole_word_vocabulary(victim.tokenizer)
+        if is_word is not None:
+            words = [w for w in words if is_word(w)]
         ids, kept = [], []
         for word, tokens in zip(words, victim.tokenize([(f"{w} {w}", None) for w in words])):
             start = 0 if first else len(word) + 1
@@ -125,11 +128,13 @@ def target_loss(victim: ClassifierVictim, words: list[str], pairs, target: int) 
 
 
 def find_trigger(victim: ClassifierVictim, pairs: list[tuple[str, str | None]], target: int, *, length: int = 3,
-                 steps: int = 3, candidates: int = 40, beam: int = 1, init_word: str = "the") -> dict:
+                 steps: int = 3, candidates: int = 40, beam: int = 1, init_word: str = "the", is_word=None) -> dict:
     """Wallace et al.'s search: average the target-loss gradient at each trigger position over ``pairs``,
     take the ``candidates`` tokens with the best first-order gain per position, then a left-to-right beam
-    search on the real loss; repeat ``steps`` times or until the loss stops falling."""
-    first, inner = _Vocabulary(victim, first=True), _Vocabulary(victim, first=False)
+    search on the real loss; repeat ``steps`` times or until the loss stops falling. ``is_word``: which
+    tokens' letters count as words (None: every letters-only token)."""
+    first = _Vocabulary(victim, first=True, is_word=is_word)
+    inner = _Vocabulary(victim, first=False, is_word=is_word)
     vocabs = [first] + [inner] * (int(length) - 1)
     words = [init_word if init_word in v.words else v.words[0] for v in vocabs]
     loss = target_loss(victim, words, pairs, target)

@@ -88,6 +88,10 @@ class SynonymTable:
     def covers(self, word: str) -> bool:
         return word.lower() in self.entries
 
+    def is_word(self, word: str) -> bool:
+        """A word of the table's vocabulary (a complete word of the data it was made for)."""
+        return self.covers(word)
+
     def synonyms(self, word: str) -> tuple[Synonym, ...]:
         return self.entries.get(word.lower(), ())
 
@@ -214,6 +218,10 @@ class NltkWordNet:
 
     def covers(self, word: str) -> bool:
         return True
+
+    def is_word(self, word: str) -> bool:
+        """A word WordNet knows (a lemma, or an inflection of one that morphy finds)."""
+        return bool(self.reader.synsets(word.lower()))
 
     def synonyms(self, word: str) -> tuple[Synonym, ...]:
         return self._synonyms(word.lower())
