@@ -20,7 +20,7 @@ The victim (``victim.ClassifierVictim``) encodes texts with the evaluation pipel
 template, truncation, padding and autocast dtype). Both fields of a pair are attackable. Random choices come
 from one generator per example seeded by (seed, idx): the same seed gives the same results, whatever the
 order of examples or where an interrupted run resumed. Output files carry the attacked model's fine-tuning
-seed as ``seed`` and that seed as ``attack_seed``. ``runner`` writes the per-example lines and
+seed as ``seed`` and the seed of the random choices as ``attack_seed``. ``runner`` writes the per-example lines and
 TextAttack's summary; ``job`` holds the workflow's jobs (rules/attack.smk). Universal triggers
 (``whitebox.find_trigger``) are searched per (model, task, target class) and applied to every model.
 """
