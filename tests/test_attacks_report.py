@@ -75,6 +75,18 @@ def test_transfer_matrix_and_advglue_comparison(data):
     assert (both["attack_n"] == 10).all() and (both["advglue_n"] == 148).all()
 
 
+def test_fresh_vs_advglue_keeps_each_sets_interval_and_averages_mnlis_two(tmp_path):
+    sst2 = write_run(tmp_path, "gla", ["failed", "successful"])
+    mnli = write_run(tmp_path, "gla", ["failed", "failed"], task="mnli")
+    metrics = pd.concat([advglue_metrics({"gla": 0.3}),
+                         advglue_metrics({"gla": 0.5}).assign(task="mnli", split="mnli", n=121),
+                         advglue_metrics({"gla": 0.7}).assign(task="mnli", split="mnli-mm", n=162)])
+    both = fresh_vs_advglue(read_attack_results([sst2, mnli], []), metrics).set_index("task")
+    assert both.loc["sst2", "advglue_ci_low"] == pytest.approx(0.2) and both.loc["sst2", "advglue_n"] == 148
+    assert both.loc["mnli", "advglue_accuracy"] == pytest.approx(0.6) and both.loc["mnli", "advglue_n"] == 283
+    assert pd.isna(both.loc["mnli", "advglue_ci_low"])
+
+
 def test_fresh_vs_advglue_joins_on_the_models_seed_even_from_old_summaries(tmp_path):
     """The join is on the fine-tuning seed: a summary whose `seed` holds the attack's seed (765, as files of
     the attack stage once did) still joins through its path (seed0)."""

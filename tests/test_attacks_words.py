@@ -28,6 +28,7 @@ from test_training_support import sentiment_frame
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
+WORD_RECIPES = sorted(name for name, r in RECIPES.items() if r.changes == "words")
 BUNDLED_TABLE = DEFAULT_DIR / "wordnet_synonyms.tsv"
 # A real WordNet 3.0 database a test can point at (Debian's wordnet-base; WORDNET_DIR overrides)
 WORDNET_DIR = Path(os.environ.get("WORDNET_DIR", "/usr/share/wordnet"))
@@ -273,3 +274,26 @@ def test_readme_has_the_recipe_table_of_the_registry():
     assert recipe_table_markdown() in readme
     assert {r.changes for r in RECIPES.values()} == {"characters", "words"}
     assert dataclasses.asdict(RECIPES["pwws"])["changes"] == "words"
+
+
+def test_run_attack_files_substitute_only_wordnet_synonyms():
+    """On a run's attack outputs (the checkout's results/ after `snakemake report`, or ATTACK_RESULTS): every
+    substitution of every successful HotFlip and PWWS attack is a WordNet synonym of the word it replaces,
+    checked against the full WordNet where it is installed (else the bundled table)."""
+    import json
+
+    root = Path(os.environ.get("ATTACK_RESULTS", REPO / "results" / "attacks"))
+    files = sorted(p for p in root.glob("*/*/seed*/*.jsonl") if p.stem in WORD_RECIPES)
+    if not files:
+        pytest.skip(f"no HotFlip / PWWS outputs under {root} (run the workflow first, or set ATTACK_RESULTS)")
+    try:
+        synonyms = full_wordnet_or_skip()
+    except pytest.skip.Exception:
+        synonyms = read_synonym_table(BUNDLED_TABLE)
+    checked = 0
+    for path in files:
+        lines = [json.loads(raw) for raw in path.read_text(encoding="utf-8").splitlines()]
+        assert non_synonym_substitutions(lines, synonyms) == [], path
+        checked += sum(len(substitutions(ln["text_a"], ln["text_b"], ln["perturbed_text_a"], ln["perturbed_text_b"]))
+                       for ln in lines if ln["status"] == "successful")
+    assert checked > 0

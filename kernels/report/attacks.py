@@ -178,9 +178,10 @@ def fresh_vs_advglue(data: AttackData, metrics: pd.DataFrame | None) -> pd.DataF
     adv = advglue_accuracy(metrics)
     if adv.empty or data.summaries.empty:
         return pd.DataFrame()
-    if adv.groupby(["model", "task", "seed"])["set"].nunique().max() > 1:  # mnli: both sets, no single interval
-        adv = adv.groupby(["model", "task", "seed"], as_index=False).agg(
-            value=("value", "mean"), n=("n", "sum")).assign(ci_low=None, ci_high=None)
+    run = ["model", "task", "seed"]
+    sets = adv.groupby(run)["set"].transform("nunique")
+    both = adv[sets > 1].groupby(run, as_index=False).agg(value=("value", "mean"), n=("n", "sum"))
+    adv = pd.concat([adv[sets == 1], both.assign(ci_low=None, ci_high=None)], ignore_index=True)  # mnli: both sets
     adv = adv.rename(columns={"value": "advglue_accuracy", "ci_low": "advglue_ci_low", "ci_high": "advglue_ci_high",
                               "n": "advglue_n"})[["model", "task", "seed", "advglue_accuracy", "advglue_ci_low",
                                                   "advglue_ci_high", "advglue_n"]]
