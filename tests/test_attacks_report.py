@@ -66,7 +66,7 @@ def test_transfer_matrix_and_advglue_comparison(data):
     matrix = transfer_matrix(data, LABELS)
     # pooled over the two target classes: (1 + 2) successes of 4 + 4 trials, with n and an exact interval
     assert len(matrix) == 4 and matrix["attack_success_rate"].tolist() == [0.375] * 4 and set(matrix["n"]) == {8}
-    assert set(matrix["cell"]) == {"0.38 (n=8)"}
+    assert set(matrix["cell"]) == {"0.38 (n=8)"} and set(matrix["interval"]) == {"[0.09, 0.76]"}
     low, high = clopper_pearson(3, 8)
     assert (matrix["ci_low"] == low).all() and low == pytest.approx(0.0852, abs=1e-4)
     assert high == pytest.approx(0.7551, abs=1e-4) and clopper_pearson(0, 4)[0] == 0 and clopper_pearson(4, 4)[1] == 1

@@ -121,11 +121,11 @@ def test_substitutions_are_checked_word_for_word():
 
 @pytest.fixture(scope="module")
 def start_tokenizer():
-    """A byte-level BPE that has also seen 'movie', 'film' and 'picture' at the start of a text, so that some
-    synonyms are one token there (without the leading-space marker) and others are not."""
+    """A byte-level BPE that has also seen 'movie', 'film' and 'dull' at the start of a text, so that these are
+    one token there (without the leading-space marker) and their synonyms 'boring', 'tedious' are not."""
     from kernels.tokenization import train_tokenizer
 
-    starts = ["movie of the year", "film of the week"] * 20
+    starts = ["movie of the year", "film of the week", "dull film of the week"] * 20
     return train_tokenizer(training_texts() + starts, vocab_size=520, min_frequency=1)
 
 
@@ -137,6 +137,7 @@ def test_hotflip_flips_one_token_exactly_as_it_stands_in_the_text(start_tokenize
     victim = ClassifierVictim(model, start_tokenizer, max_length=64)
     encode = start_tokenizer.backend_tokenizer.encode
     assert [len(encode(w).ids) > 2 for w in ("boring", "tedious")] == [True, True]  # the word + </s>
+    assert [len(encode(w).ids) for w in ("dull", "film", "movie")] == [2, 2, 2]
     assert [len(encode(f"a {w}").ids) for w in ("boring", "tedious", "movie", "film")] == [3] * 4
     swap = GradientWordSwap(victim, TEST_SYNONYMS, min_cos_sim=-1.0, top_n=1000)
     first_words = {}

@@ -222,6 +222,7 @@ def transfer_matrix(data: AttackData, labels: dict[str, str]) -> pd.DataFrame:
     bounds = [clopper_pearson(k, n) for k, n in zip(grouped["n_success"], grouped["n"])]
     grouped["ci_low"], grouped["ci_high"] = [b[0] for b in bounds], [b[1] for b in bounds]
     grouped["cell"] = [("–" if not n else f"{k / n:.2f}") + f" (n={n})" for k, n in zip(grouped["n_success"], grouped["n"])]
+    grouped["interval"] = ["" if lo is None else f"[{lo:.2f}, {hi:.2f}]" for lo, hi in bounds]
     grouped = _label(_label(grouped, labels, "source_model", "source"), labels, "victim_model", "victim")
     return grouped
 
@@ -231,6 +232,10 @@ def transfer_table(data: AttackData, labels: dict[str, str]) -> pd.DataFrame:
     m = transfer_matrix(data, labels)
     if m.empty:
         return m
+    order = {model: position for position, model in enumerate(labels)}
+    m = m.assign(_s=m["source_model"].map(lambda x: order.get(x, len(order))),
+                 _v=m["victim_model"].map(lambda x: order.get(x, len(order))))
+    m = m.sort_values(["task", "_s", "source_model", "_v", "victim_model"], kind="stable")
     return pd.DataFrame({
         "task": m["task"], "trigger found on": m["source"], "applied to": m["victim"],
         "trigger success [95% CI]": [_interval(v, lo, hi, 2) for v, lo, hi in zip(m["attack_success_rate"], m["ci_low"],
@@ -320,9 +325,10 @@ def transfer_chart(data: AttackData, labels: dict[str, str], width: int, height:
                  alt.Tooltip("ci_high:Q", format=".3f", title="95% CI high"), "n_success:Q", "n:Q",
                  alt.Tooltip("target_rate_clean:Q", format=".3f"), alt.Tooltip("target_rate_triggered:Q", format=".3f"),
                  "triggers:N"])
-    text = base.mark_text(fontSize=11).encode(text="cell:N")
-    size = max(120, min(width, 60 * len(order)))
-    return (cells + text).properties(width=size, height=size).facet(column=alt.Column("task:N", title="task"))
+    text = base.mark_text(fontSize=11, dy=-7).encode(text="cell:N")
+    interval = base.mark_text(fontSize=10, dy=8, color="#333").encode(text="interval:N")
+    size = max(120, 100 * len(order))  # room for "0.43 (n=14)" and its interval in each cell
+    return (cells + text + interval).properties(width=size, height=size).facet(column=alt.Column("task:N", title="task"))
 
 
 def advglue_chart(data: AttackData, metrics: pd.DataFrame | None, labels: dict[str, str], color: alt.Color,
@@ -371,7 +377,7 @@ ATTACK_FIGURES = [
                  "Each model's universal triggers (one per target class, found by gradient-guided search on held-out "
                  "validation examples) prepended to the attacked examples of every model: correctly classified "
                  "examples of the other classes turned into the target class, pooled over target classes; each cell "
-                 "gives the rate and n (its trials), hover for the exact 95% (Clopper-Pearson) interval."),
+                 "gives the rate, n (its trials) and the exact 95% (Clopper-Pearson) interval."),
     AttackFigure("attack_vs_advglue", "Fresh attacks vs AdvGLUE",
                  "Accuracy under attacks searched against each model (y: the seeded validation examples attacked, "
                  "clean errors included, 95% bootstrap CI) next to accuracy on AdvGLUE, whose perturbations were found "
