@@ -323,11 +323,11 @@ def test_deepwordbug_stops_at_the_edit_distance_limit(tokenizer):
     attack = build_attack("deepwordbug", victim, AttackSettings(query_budget=100_000), RESOURCES)
     words = [w for w in sentiment_frame(200)["text_a"].str.cat(sep=" ").split()
              if w.isalpha() and w not in RESOURCES.stopwords]
-    text = " ".join(words[:80])
+    text = " ".join(words[:45])
     (_, outcome), = run_lines(attack, frame_of([text], [1]))
     distance = plain_levenshtein(outcome.final.text.text_a, text)
     assert outcome.status == FAILED and 28 <= distance <= 30
-    assert len(outcome.final.text.modified) < 80  # stopped by the limit, not by running out of words
+    assert len(outcome.final.text.modified) < 45  # stopped by the limit, not by running out of words
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
