@@ -9,6 +9,7 @@
 rule attack:
     input:
         unpack(attack_inputs),
+        wordnet=attack_wordnet_inputs,
     output:
         jsonl="results/attacks/{model}/{task}/seed{seed}/{recipe}.jsonl",
         search="results/attacks/{model}/{task}/seed{seed}/{recipe}.search.json",
@@ -25,6 +26,7 @@ rule attack:
         gpu=resource_getter("attack", "gpu", 0),
     params:
         attack=lambda w: attack_params("attack", w.model, w.recipe),
+        wordnet=lambda w: attack_wordnet(w.recipe),
         force_torch=force_torch(),
         require_fla=require_fla(),
     script:
@@ -57,6 +59,7 @@ rule attack_summary:
 rule attack_trigger:
     input:
         unpack(attack_inputs),
+        wordnet=attack_wordnet_inputs,
     output:
         "results/attacks/{model}/{task}/seed{seed}/universal_trigger.json",
     log:
@@ -70,6 +73,7 @@ rule attack_trigger:
         gpu=resource_getter("attack", "gpu", 0),
     params:
         attack=lambda w: attack_params("attack_trigger", w.model),
+        wordnet=attack_wordnet(TRIGGER_RECIPE),
         force_torch=force_torch(),
         require_fla=require_fla(),
     script:

@@ -379,21 +379,6 @@ ATTACK_RULE_KEYS = {
     # the summary of a recipe's lines: TextAttack's rates with bootstrap CIs (seeded by attack.seed)
     "attack_summary": ("bootstrap_samples", "seed"),
 }
-# Settings that only one recipe reads (kernels/attacks/recipes.py): one line per recipe. A recipe missing
-# here gets every recipe setting (never fewer re-runs than it needs).
-ATTACK_RECIPE_KEYS = {
-    "deepwordbug": ("max_edit_distance",),
-    "pruthi": ("pruthi_max_words",),
-    "textbugger_char": (),
-    "hotflip": (
-        "beam_width",
-        "hotflip_max_words",
-        "hotflip_min_cos_sim",
-        "hotflip_candidates",
-    ),
-}
-ALL_RECIPE_KEYS = tuple(k for keys in ATTACK_RECIPE_KEYS.values() for k in keys)
-RECIPE_WILDCARD = "|".join(ATTACK_RECIPE_KEYS)
 
 
 def attack_settings_read(rule_name, recipe=None):
@@ -571,3 +556,76 @@ def contract_outputs():
         )
     ]
     return files + attack_outputs()
+
+
+# Attack recipes and their WordNet (kernels/attacks/recipes.py, kernels/attacks/wordnet.py). The recipe names
+# and what each changes come from the `@recipe(...)` registrations, read from the source (as
+# attack_figure_names): adding a recipe touches that file only.
+
+
+def attack_recipe_registry():
+    """``{name: {"changes": "characters" / "words", "reads": (settings only it reads)}}`` of every
+    ``@recipe("name", changes=..., reads=...)`` in recipes.py."""
+    path = os.path.join(REPO, "kernels", "attacks", "recipes.py")
+    with open(path, encoding="utf-8") as source:
+        tree = ast.parse(source.read())
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            for call in node.decorator_list:
+                if (
+                    isinstance(call, ast.Call)
+                    and getattr(call.func, "id", None) == "recipe"
+                ):
+                    keywords = {k.arg: k.value for k in call.keywords}
+                    found[call.args[0].value] = {
+                        "changes": keywords["changes"].value,
+                        "reads": (
+                            tuple(ast.literal_eval(keywords["reads"]))
+                            if "reads" in keywords
+                            else ()
+                        ),
+                    }
+    if not found:
+        raise RuntimeError("kernels/attacks/recipes.py: no @recipe registrations found")
+    return found
+
+
+ATTACK_RECIPE_REGISTRY = attack_recipe_registry()
+# Settings that only one recipe reads: the `reads=` of its @recipe in kernels/attacks/recipes.py.
+ATTACK_RECIPE_KEYS = {name: r["reads"] for name, r in ATTACK_RECIPE_REGISTRY.items()}
+ALL_RECIPE_KEYS = tuple(k for keys in ATTACK_RECIPE_KEYS.values() for k in keys)
+RECIPE_WILDCARD = "|".join(ATTACK_RECIPE_REGISTRY)
+_unknown_recipes = [r for r in ATTACK_RECIPES if r not in ATTACK_RECIPE_REGISTRY]
+if _unknown_recipes:
+    raise ValueError(
+        f"config key 'attack.recipes' lists {_unknown_recipes}, which kernels/attacks/recipes.py does not "
+        f"register (known: {sorted(ATTACK_RECIPE_REGISTRY)} and {TRIGGER_RECIPE!r})"
+    )
+
+
+def attack_wordnet(recipe):
+    """The `wordnet` param of an attack job: attack.wordnet (`source`, `dir`) for the recipes that change
+    words and the universal trigger (whose words it checks), nothing for the character recipes (a WordNet
+    change re-runs only those jobs)."""
+    if (
+        recipe != TRIGGER_RECIPE
+        and ATTACK_RECIPE_REGISTRY.get(recipe, {}).get("changes") != "words"
+    ):
+        return {}
+    settings = ATTACK.get("wordnet") or {}
+    source = settings.get("source", "bundled")
+    directory = (
+        settings.get("dir") if source == "nltk" else None
+    )  # only nltk reads a WordNet directory
+    if directory and not os.path.isabs(directory):
+        directory = repo_path(directory)
+    return canonical({"source": source, "dir": directory})
+
+
+def attack_wordnet_inputs(wildcards):
+    """The bundled WordNet table, for a job that reads it (editing the table re-runs those jobs)."""
+    recipe = getattr(wildcards, "recipe", TRIGGER_RECIPE)
+    if attack_wordnet(recipe).get("source") == "bundled":
+        return [repo_path("resources/attacks/wordnet_synonyms.tsv")]
+    return []

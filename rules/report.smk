@@ -17,7 +17,7 @@ rule build_report:
         attack_summaries=attack_result_files("summaries"),
         attack_lines=attack_result_files("lines"),
         attack_transfer=attack_result_files("transfer"),
-        code=kernel_sources("report"),
+        code=kernel_sources("report", "attacks/recipes"),  # the recipe table and labels
     output:
         html=report(
             "results/report/index.html", caption="report/index.rst", category="Report"

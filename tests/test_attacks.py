@@ -1,110 +1,31 @@
 """The attack stage (kernels.attacks): constraints on every perturbed text, exact query counting with
-cache hits, the query budget, seeding, and two sanity models (always one class; a keyword model)."""
+cache hits, the query budget, seeding, sanity models (always one class; a keyword model for 2 and 3
+classes; a token-count model that is never fooled), and the pieces each recipe's correctness rests on
+(goal, Levenshtein, stopwords, minimum word length). Word recipes' own tests: test_attacks_words.py."""
 
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from attack_support import (KEYWORD, RESOURCES, KeywordClassifier, TokenCountClassifier, changed_words,
+                            frame_of, keyword_id, plain_levenshtein, run_lines, tiny_victim, tokenizer)  # noqa: F401
+from kernels.attacks import constraints as C
 from kernels.attacks.attack import FAILED, SKIPPED, SUCCESSFUL
-from kernels.attacks.goal import UntargetedClassification
+from kernels.attacks.goal import GoalResult, UntargetedClassification
 from kernels.attacks.recipes import RECIPES, AttackSettings, build_attack
-from kernels.attacks.resources import load_resources
 from kernels.attacks.runner import accuracy_vs_budget, example_rng, fingerprint, run_attack, summarize
-from kernels.attacks.text import AttackedText
+from kernels.attacks.text import AttackedText, levenshtein, text_distance
 from kernels.attacks.victim import ClassifierVictim, whole_word_vocabulary
 from kernels.attacks.whitebox import find_trigger
-from kernels.models import build_classifier
 from test_training_support import entailment_frame, sentiment_frame
 
 torch.set_num_threads(1)
-RESOURCES = load_resources()
-KEYWORD = "superb"
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    """The project's byte-level BPE trained on the test sentences, large enough that every adjective of
-    the test tasks (the keyword among them) is one whole-word token."""
-    from kernels.tokenization import train_tokenizer
-
-    texts = [*sentiment_frame()["text_a"], *entailment_frame()["text_a"], *entailment_frame()["text_b"]]
-    return train_tokenizer(texts, vocab_size=500, min_frequency=1)
-
-
-@pytest.fixture(scope="module")
-def tiny_victim(tokenizer, tmp_path_factory):
-    """A tiny Transformer++ briefly fine-tuned on the test sentiment task (untrained, it answers one class)."""
-    from kernels.training import FinetuneHyperparams, train_classifier
-    from kernels.training.batching import encode_examples
-
-    arch = {"hidden_size": 32, "num_hidden_layers": 1, "num_heads": 2}
-    model = build_classifier("transformer_pp", arch, vocab_size=len(tokenizer), num_labels=2,
-                             pad_token_id=tokenizer.pad_token_id, seed=3)
-    hp = FinetuneHyperparams(epochs=2, batch_size=16, lr=3e-3, max_length=64, seed=0)
-    train_classifier(model, encode_examples(tokenizer, sentiment_frame(160, seed=1), 64), hp,
-                     pad_token_id=tokenizer.pad_token_id, checkpoint_dir=tmp_path_factory.mktemp("ckpt"),
-                     progress=False)
-    return ClassifierVictim(model, tokenizer, max_length=64, batch_size=32)
-
-
-class KeywordClassifier(torch.nn.Module):
-    """Predicts class 1 iff one of ``keyword_ids`` is in the input: its embeddings' first coordinate is 1
-    for the keywords and 0 otherwise, and the logit margin is 10 * min(1, sum over tokens of it) - 5 (a sum,
-    so that the gradient reaches every position)."""
-
-    def __init__(self, vocab_size: int, keyword_ids: list[int], constant: int | None = None):
-        super().__init__()
-        generator = torch.Generator().manual_seed(0)
-        weight = torch.randn(vocab_size, 8, generator=generator)
-        weight[:, 0] = 0.0
-        weight[keyword_ids, 0] = 1.0
-        self.embeddings = torch.nn.Embedding.from_pretrained(weight, freeze=False)
-        self.constant = constant
-
-    def get_input_embeddings(self):
-        return self.embeddings
-
-    def forward(self, input_ids, attention_mask=None, **unused):
-        hidden = self.embeddings(input_ids)
-        hit = torch.clamp((hidden[..., 0] * attention_mask).sum(dim=1), max=1.0)
-        margin = 10 * hit - 5
-        if self.constant is not None:  # always the same class (kept differentiable for the white-box recipes)
-            margin = 0 * margin + (5.0 if self.constant == 1 else -5.0)
-        return SimpleNamespace(logits=torch.stack([-margin, margin], dim=-1))
-
-
-def keyword_id(tokenizer) -> int:
-    ids, words = whole_word_vocabulary(tokenizer)
-    return int(ids[words.index(KEYWORD)])
-
-
-def run_lines(attack, frame, seed=0):
-    lines = []
-    for _, row in frame.iterrows():
-        text_b = None if pd.isna(row["text_b"]) else row["text_b"]
-        outcome = attack.attack(row["text_a"], text_b, int(row["label"]), example_rng(seed, row["idx"]))
-        lines.append((row, outcome))
-    return lines
-
-
-def plain_levenshtein(a: str, b: str) -> int:
-    table = np.arange(len(b) + 1)
-    for i, ca in enumerate(a, 1):
-        prev, table[0] = table.copy(), i
-        for j, cb in enumerate(b, 1):
-            table[j] = min(prev[j] + 1, table[j - 1] + 1, prev[j - 1] + (ca != cb))
-    return int(table[-1])
-
-
-def changed_words(outcome):
-    text = outcome.final.text
-    return [(i, o, n) for i, (o, n) in enumerate(zip(text.original_words, text.words)) if o != n]
+WORD_RECIPES = sorted(name for name, r in RECIPES.items() if r.changes == "words")
 
 
 def test_words_and_separators_round_trip():
@@ -128,7 +49,7 @@ def test_resource_tables_are_read_and_checked(tmp_path):
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_constraints_hold_on_every_perturbed_text(recipe, tiny_victim):
-    settings = AttackSettings(query_budget=300, beam_width=3, hotflip_min_cos_sim=-1.0, hotflip_candidates=5)
+    settings = AttackSettings(query_budget=300, beam_width=3, hotflip_candidates=5)
     attack = build_attack(recipe, tiny_victim, settings, RESOURCES)
     frame = pd.concat([sentiment_frame(10, seed=4), entailment_frame(6, seed=5)], ignore_index=True)
     frame["idx"] = range(len(frame))
@@ -156,7 +77,11 @@ def test_constraints_hold_on_every_perturbed_text(recipe, tiny_victim):
         if recipe == "hotflip":
             assert len(changes) <= settings.hotflip_max_words
             assert all(new in vocab for _, _, new in changes)
-    assert any(o.status == SUCCESSFUL for _, o in lines), f"{recipe} found nothing on a random tiny model"
+        if recipe in WORD_RECIPES:  # WordNet synonyms only
+            for _, old, new in changes:
+                assert new.lower() in {s.word for s in RESOURCES.synonyms.synonyms(old)}, (old, new)
+    if recipe not in WORD_RECIPES:  # (a synonym of these test words rarely changes what they say)
+        assert any(o.status == SUCCESSFUL for _, o in lines), f"{recipe} found nothing on a random tiny model"
 
 
 class CountingVictim(ClassifierVictim):
@@ -216,12 +141,12 @@ def test_queries_are_counted_exactly_with_cache_hits(recipe, tiny_victim, tokeni
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_budget_is_never_exceeded_and_the_budget_curve_is_exact(recipe, tiny_victim):
     frame = sentiment_frame(8, seed=6)
-    full = build_attack(recipe, tiny_victim, AttackSettings(query_budget=400, beam_width=2,
-                                                            hotflip_min_cos_sim=-1.0), RESOURCES)
+    full = build_attack(recipe, tiny_victim, AttackSettings(query_budget=400, beam_width=2, hotflip_candidates=3),
+                        RESOURCES)
     reference = run_lines(full, frame)
     for budget in (1, 3, 7, 15, 40):
         small = build_attack(recipe, tiny_victim, AttackSettings(query_budget=budget, beam_width=2,
-                                                                 hotflip_min_cos_sim=-1.0), RESOURCES)
+                                                                 hotflip_candidates=3), RESOURCES)
         for (_, ref), (_, out) in zip(reference, run_lines(small, frame)):
             assert out.queries <= budget
             if ref.status == SKIPPED:
@@ -237,7 +162,8 @@ def test_same_seed_same_result(recipe, tiny_victim, tmp_path):
 
     def run(seed, name):
         attack = build_attack(recipe, tiny_victim, AttackSettings(query_budget=200), RESOURCES)
-        return run_attack(attack, frame, seed=seed, progress_path=tmp_path / name, stamp="s", log=lambda m: None)
+        return run_attack(attack, frame, attack_seed=seed, model_seed=0, progress_path=tmp_path / name, stamp="s",
+                          log=lambda m: None)
 
     first, second, other = run(7, "a.jsonl"), run(7, "b.jsonl"), run(8, "c.jsonl")
     strip = lambda lines: [{k: v for k, v in ln.items() if k != "seconds"} for ln in lines]  # noqa: E731
@@ -249,17 +175,20 @@ def test_interrupted_run_resumes_after_the_last_complete_line(tiny_victim, tmp_p
     frame = sentiment_frame(6, seed=3)
     attack = build_attack("deepwordbug", tiny_victim, AttackSettings(query_budget=200), RESOURCES)
     path = tmp_path / "x.jsonl.part"
-    complete = run_attack(attack, frame, seed=1, progress_path=path, stamp="s1", log=lambda m: None)
+    complete = run_attack(attack, frame, attack_seed=1, model_seed=0, progress_path=path, stamp="s1",
+                          log=lambda m: None)
     raw = path.read_text().splitlines(keepends=True)
     path.write_text("".join(raw[:3]) + raw[3][:10])  # killed while writing line 4
     messages = []
-    resumed = run_attack(attack, frame, seed=1, progress_path=path, stamp="s1", log=messages.append)
+    resumed = run_attack(attack, frame, attack_seed=1, model_seed=0, progress_path=path, stamp="s1",
+                         log=messages.append)
     assert messages == ["resuming deepwordbug after 3 of 6 examples"]
     strip = lambda lines: [{k: v for k, v in ln.items() if k != "seconds"} for ln in lines]  # noqa: E731
     assert strip(resumed) == strip(complete)
     assert [json.loads(x)["idx"] for x in path.read_text().splitlines()] == list(frame["idx"])
     # other settings: start over
-    run_attack(attack, frame.iloc[:2], seed=1, progress_path=path, stamp="s2", log=messages.append)
+    run_attack(attack, frame.iloc[:2], attack_seed=1, model_seed=0, progress_path=path, stamp="s2",
+               log=messages.append)
     assert len(path.read_text().splitlines()) == 2 and len(messages) == 1
 
 
@@ -267,7 +196,7 @@ def test_interrupted_run_resumes_after_the_last_complete_line(tiny_victim, tmp_p
 def test_always_one_class_model_fails_every_correct_example_and_skips_the_rest(recipe, tokenizer):
     model = KeywordClassifier(len(tokenizer), [keyword_id(tokenizer)], constant=1)
     victim = ClassifierVictim(model, tokenizer, max_length=64)
-    attack = build_attack(recipe, victim, AttackSettings(query_budget=200, hotflip_min_cos_sim=-1.0), RESOURCES)
+    attack = build_attack(recipe, victim, AttackSettings(query_budget=200), RESOURCES)
     frame = sentiment_frame(10, seed=9)
     lines = run_lines(attack, frame)
     for row, outcome in lines:
@@ -283,18 +212,18 @@ def test_always_one_class_model_fails_every_correct_example_and_skips_the_rest(r
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_keyword_model_attack_edits_the_keyword(recipe, tokenizer):
     victim = ClassifierVictim(KeywordClassifier(len(tokenizer), [keyword_id(tokenizer)]), tokenizer, max_length=64)
-    attack = build_attack(recipe, victim, AttackSettings(query_budget=500, hotflip_min_cos_sim=-1.0), RESOURCES)
+    attack = build_attack(recipe, victim, AttackSettings(query_budget=500), RESOURCES)
     texts = [f"the cast is {KEYWORD} and the ending is moving", f"a {KEYWORD} film , quite honestly",
-             "the plot is dull and the acting is clumsy"]
-    frame = pd.DataFrame({"idx": [0, 1, 2], "text_a": texts, "text_b": [None] * 3, "label": [1, 1, 0]})
-    lines = run_lines(attack, frame)
+             "the plot is dull and the acting is clumsy", "the plot is dull but the acting is brilliant"]
+    lines = run_lines(attack, frame_of(texts, [1, 1, 0, 0]))
     for (row, outcome) in lines[:2]:
         assert outcome.status == SUCCESSFUL, outcome.final.text.pair
         assert [old for _, old, _ in changed_words(outcome)] == [KEYWORD]
-    if recipe == "hotflip":  # a word swap can bring the keyword in: the gradient points at it
-        assert lines[2][1].status == SUCCESSFUL and [new for _, _, new in changed_words(lines[2][1])] == [KEYWORD]
+    assert lines[2][1].status == FAILED  # nothing to remove, and no edit there creates the keyword
+    if recipe in WORD_RECIPES:  # brilliant -> superb (its WordNet synonym) brings the keyword in
+        assert lines[3][1].status == SUCCESSFUL and changed_words(lines[3][1]) == [(8, "brilliant", KEYWORD)]
     else:
-        assert lines[2][1].status == FAILED  # nothing to remove, and no character edit creates the keyword
+        assert lines[3][1].status == FAILED
     if recipe == "deepwordbug":  # ranking: the keyword first, then one edit: n probes + 1 + a few candidates
         attackable = sum(w.lower() not in RESOURCES.stopwords for w in AttackedText.from_pair(texts[0]).words)
         assert lines[0][1].queries <= 1 + attackable + 4
@@ -328,3 +257,105 @@ def test_word_ranking_uses_the_tokenizers_own_unk_token(tiny_victim):
     assert probe.ids.count(tiny_victim.tokenizer.unk_token_id) == 1  # one token, not "[", "UN", "K", "]"
     (literal,) = tiny_victim.tokenize([("the plot is [UNK] today", None)])
     assert tiny_victim.tokenizer.unk_token_id not in literal.ids
+
+
+# --------------------------------------------------------------- what each recipe's correctness rests on
+
+def test_success_is_a_changed_prediction_not_a_score_above_one_half():
+    """Three classes: p(true) = 0.43 is still the top class (not a success, though the score 0.57 > 0.5),
+    and a wrong class at 0.45 is a success."""
+    kept = GoalResult(AttackedText.from_pair("x"), np.array([0.43, 0.30, 0.27]), label=0)
+    flipped = GoalResult(AttackedText.from_pair("x"), np.array([0.35, 0.45, 0.20]), label=0)
+    assert kept.score > 0.5 and not kept.succeeded and kept.pred == 0
+    assert flipped.succeeded and flipped.pred == 1
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_three_class_victim_is_attacked_when_right_with_p_below_one_half(recipe, tokenizer):
+    """The 3-class keyword model answers class 0 with p = 0.43 without the keyword: such examples are
+    attacked (not skipped), fail unless an edit brings the keyword in, and succeed exactly when the
+    prediction changes."""
+    model = KeywordClassifier(len(tokenizer), [keyword_id(tokenizer)], num_labels=3)
+    victim = ClassifierVictim(model, tokenizer, max_length=64)
+    attack = build_attack(recipe, victim, AttackSettings(query_budget=300), RESOURCES)
+    texts = ["the plot is dull and the acting is clumsy", "the plot is dull but the acting is brilliant",
+             f"the cast is {KEYWORD}", "the story is tedious"]
+    lines = run_lines(attack, frame_of(texts, [0, 0, 0, 2]))
+    for row, outcome in lines:
+        clean = victim.probabilities([(row["text_a"], None)])[0]
+        assert (outcome.status == SKIPPED) == (int(np.argmax(clean)) != row["label"])
+        if outcome.status != SKIPPED:
+            assert clean.max() < 0.5  # right, with p(true label) below one half
+            assert (outcome.status == SUCCESSFUL) == (outcome.final.pred != row["label"])
+    assert [o.status for _, o in lines][0] == FAILED and [o.status for _, o in lines][2:] == [SKIPPED, SKIPPED]
+    assert lines[1][1].status == (SUCCESSFUL if recipe in WORD_RECIPES else FAILED)
+
+
+def test_levenshtein_is_the_dynamic_programme():
+    """Against the plain dynamic programme, with common prefixes and suffixes that overlap (repetitive
+    strings over two letters: 'aaa' / 'aa', 'abab' / 'ab', ...)."""
+    rng = np.random.default_rng(0)
+    pairs = [("aaa", "aa"), ("aa", "aaa"), ("abab", "ab"), ("ab", "abab"), ("aba", "aaba"), ("abcab", "ab"),
+             ("", "abc"), ("abc", ""), ("kitten", "sitting")]
+    pairs += [("".join(rng.choice(list("ab"), rng.integers(0, 9))), "".join(rng.choice(list("ab"), rng.integers(0, 9))))
+              for _ in range(400)]
+    for first, second in pairs:
+        assert levenshtein(first, second) == plain_levenshtein(first, second), (first, second)
+
+
+def test_edit_distance_limit_allows_30_and_rejects_31():
+    original = AttackedText.from_pair("aaaa " * 20, "bbbb " * 10)
+    words = list(original.words)
+    for edits, allowed in ((29, True), (30, True), (31, False)):
+        text = original
+        for i in range(edits):  # one substituted character in each of `edits` words (a..., b... repeated)
+            index = i % len(words)
+            text = text.replace_word(index, "x" * (i // len(words) + 1) + words[index][i // len(words) + 1:])
+        assert text_distance(text, original) == sum(plain_levenshtein(a or "", b or "")
+                                                    for a, b in zip(text.pair, original.pair)) == edits
+        assert C.MaxEditDistance(30).allows(text, original) is allowed
+
+
+def test_deepwordbug_stops_at_the_edit_distance_limit(tokenizer):
+    """A victim that every token-adding typo makes less sure, and that is never fooled: DeepWordBug keeps
+    editing words until the next edit would pass 30 edits of the whole text."""
+    victim = ClassifierVictim(TokenCountClassifier(len(tokenizer)), tokenizer, max_length=512)
+    attack = build_attack("deepwordbug", victim, AttackSettings(query_budget=100_000), RESOURCES)
+    words = [w for w in sentiment_frame(200)["text_a"].str.cat(sep=" ").split()
+             if w.isalpha() and w not in RESOURCES.stopwords]
+    text = " ".join(words[:45])
+    (_, outcome), = run_lines(attack, frame_of([text], [1]))
+    distance = plain_levenshtein(outcome.final.text.text_a, text)
+    assert outcome.status == FAILED and 28 <= distance <= 30
+    assert len(outcome.final.text.modified) < 45  # stopped by the limit, not by running out of words
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_capitalised_stopwords_are_never_edited(recipe, tokenizer):
+    assert not C.StopwordModification(RESOURCES.stopwords).allows_index(AttackedText.from_pair("The AND Not"), 0)
+    victim = ClassifierVictim(KeywordClassifier(len(tokenizer), [keyword_id(tokenizer)]), tokenizer, max_length=64)
+    attack = build_attack(recipe, victim, AttackSettings(query_budget=400), RESOURCES)
+    texts = [f"The cast Is {KEYWORD} AND The ending Is moving", f"THE film WAS {KEYWORD} , Quite Honestly"]
+    text = AttackedText.from_pair(texts[0])
+    assert [text.words[i] for i in attack.modifiable_indices(text)] == [
+        w for w in text.words if w.lower() not in RESOURCES.stopwords]
+    for _, outcome in run_lines(attack, frame_of(texts, [1, 1])):
+        for _, old, _ in changed_words(outcome):
+            assert old.lower() not in RESOURCES.stopwords
+
+
+def test_pruthi_edits_words_of_four_letters_or_more(tiny_victim):
+    attack = build_attack("pruthi", tiny_victim, AttackSettings(), RESOURCES)
+    text = AttackedText.from_pair("the dull film was fun and long")
+    assert [text.words[i] for i in attack.modifiable_indices(text)] == ["dull", "film", "long"]
+    assert C.MinWordLength(4).allows_index(text, 1) and not C.MinWordLength(4).allows_index(text, 4)
+
+
+def test_pruthi_proposes_every_qwerty_neighbour(tiny_victim):
+    """TextAttack's Pruthi recipe: WordSwapQWERTY(random_one=False) at every inner position."""
+    attack = build_attack("pruthi", tiny_victim, AttackSettings(), RESOURCES)
+    text = AttackedText.from_pair("dull")
+    proposed = {c.words[0] for c in attack.candidates(text, text, [0], example_rng(0, 0), 1)}
+    for i in (1, 2):
+        for key in RESOURCES.qwerty["dull"[i]]:
+            assert "dull"[:i] + key + "dull"[i + 1:] in proposed

@@ -33,6 +33,7 @@ LOCATION_AND_SIZE_KEYS = {
     "profile.time_budget_s", "profile.device", "profile.threads",
     "attack.tasks", "attack.examples", "attack.query_budget", "attack.bootstrap_samples", "attack.threads", "attack.device",
     "attack.trigger.steps", "attack.trigger.candidates", "attack.trigger.beam", "attack.trigger.search_examples",
+    "attack.wordnet.dir",
 }
 
 

@@ -56,13 +56,13 @@ def test_a_damaged_attack_progress_file_is_set_aside_and_the_attack_starts_over(
     from kernels.attacks.runner import run_attack
 
     part = tmp_path / "deepwordbug.jsonl.part"
-    run_attack(CountingAttack(), examples(), seed=1, progress_path=part, stamp="s1")
+    run_attack(CountingAttack(), examples(), attack_seed=1, model_seed=0, progress_path=part, stamp="s1")
     meta = tmp_path / "deepwordbug.jsonl.part.meta.json"
     assert json.loads(meta.read_text()) == {"fingerprint": "s1"}
     meta.write_bytes(damage)  # what a kill or a full disk leaves of it
     capsys.readouterr()
     attack = CountingAttack()
-    lines = run_attack(attack, examples(), seed=1, progress_path=part, stamp="s1")
+    lines = run_attack(attack, examples(), attack_seed=1, model_seed=0, progress_path=part, stamp="s1")
     assert len(lines) == 5 and attack.calls == 5  # started over, and finished
     err = capsys.readouterr().err
     assert f"warning: {meta} is damaged" in err and "starts over" in err
@@ -75,11 +75,11 @@ def test_a_progress_file_cut_in_a_line_or_garbled_resumes_from_its_last_good_lin
     from kernels.attacks.runner import run_attack
 
     part = tmp_path / "p.jsonl.part"
-    run_attack(CountingAttack(), examples(), seed=1, progress_path=part, stamp="s")
+    run_attack(CountingAttack(), examples(), attack_seed=1, model_seed=0, progress_path=part, stamp="s")
     good = part.read_bytes().splitlines(keepends=True)
     part.write_bytes(b"".join(good[:2]) + b"\xff\xfe not utf-8\n" + good[3])
     attack = CountingAttack()
-    lines = run_attack(attack, examples(), seed=1, progress_path=part, stamp="s")
+    lines = run_attack(attack, examples(), attack_seed=1, model_seed=0, progress_path=part, stamp="s")
     assert attack.calls == 3 and [line["idx"] for line in lines] == [10, 11, 12, 13, 14]
     assert "resuming counting after 2 of 5 examples" in capsys.readouterr().err  # stderr: the rule log
 
@@ -89,7 +89,7 @@ def test_the_progress_settings_file_is_written_atomically(tmp_path, monkeypatch)
     from kernels.attacks import runner
 
     part = tmp_path / "p.jsonl.part"
-    runner.run_attack(CountingAttack(), examples(), seed=1, progress_path=part, stamp="old")
+    runner.run_attack(CountingAttack(), examples(), attack_seed=1, model_seed=0, progress_path=part, stamp="old")
     meta = tmp_path / "p.jsonl.part.meta.json"
 
     def full_disk(self, text, *args, **kwargs):  # opened (so emptied), half written, then the disk is full
@@ -99,7 +99,7 @@ def test_the_progress_settings_file_is_written_atomically(tmp_path, monkeypatch)
 
     monkeypatch.setattr("pathlib.Path.write_text", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        runner.run_attack(CountingAttack(), examples(), seed=1, progress_path=part, stamp="new")
+        runner.run_attack(CountingAttack(), examples(), attack_seed=1, model_seed=0, progress_path=part, stamp="new")
     monkeypatch.undo()
     assert json.loads(meta.read_text()) == {"fingerprint": "old"}  # the old one, whole
     assert not list(tmp_path.glob(".*.tmp"))

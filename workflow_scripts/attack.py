@@ -28,15 +28,18 @@ def _model_dir(files) -> str:
 def run_attack_rule(sm) -> None:
     from kernels.attacks.job import attack_job
     from kernels.attacks.recipes import AttackSettings
+    from kernels.attacks.resources import WordNetSettings
 
     a = sm.params.attack
     settings = AttackSettings(**{k: a[k] for k in AttackSettings.__dataclass_fields__ if k in a})
     # the search only: its record is the summary without CIs, which rule attack_summary adds
+    wordnet = WordNetSettings(**sm.params.wordnet)  # attack.wordnet (rules/common.smk: attack_wordnet)
     attack_job(model_dir=_model_dir(sm.input.model), family=a["family"], split_path=sm.input.split,
                recipe=sm.wildcards.recipe, settings=settings, examples=a["examples"], example_seed=a["example_seed"],
                seed=a["seed"], jsonl_path=sm.output.jsonl, summary_path=sm.output.search,
                max_length=a["max_length"], batch_size=a["batch_size"], device=a["device"], dtype=a["dtype"],
-               threads=sm.threads, bootstrap_samples=0, resources_dir=Path(sm.input.tables[0]).parent)
+               threads=sm.threads, bootstrap_samples=0, resources_dir=Path(sm.input.tables[0]).parent,
+               model_seed=int(sm.wildcards.seed), wordnet=wordnet)
 
 
 def run_summary_rule(sm) -> None:
@@ -50,6 +53,7 @@ def run_summary_rule(sm) -> None:
 
 def run_trigger_rule(sm) -> None:
     from kernels.attacks.job import trigger_job
+    from kernels.attacks.resources import WordNetSettings
 
     a = sm.params.attack
     t = a.get("trigger") or {}
@@ -58,7 +62,8 @@ def run_trigger_rule(sm) -> None:
                 example_seed=a["example_seed"], seed=a["seed"], out_path=sm.output[0], max_length=a["max_length"],
                 length=t.get("length", 3), steps=t.get("steps", 3), candidates=t.get("candidates", 40),
                 beam=t.get("beam", 1), batch_size=a["batch_size"], device=a["device"], dtype=a["dtype"],
-                threads=sm.threads)
+                threads=sm.threads, model_seed=int(sm.wildcards.seed), resources_dir=Path(sm.input.tables[0]).parent,
+                wordnet=WordNetSettings(**sm.params.wordnet))
 
 
 def run_transfer_rule(sm) -> None:

@@ -3,7 +3,8 @@ resumes after the last complete line), then TextAttack's summary with bootstrap 
 under attack as a function of the query budget.
 
 Line schema (README, "Outputs"): ``idx, text_a, text_b, perturbed_text_a, perturbed_text_b, label,
-original_pred, perturbed_pred, queries, words_changed, status, seed``, plus ``num_words``,
+original_pred, perturbed_pred, queries, words_changed, status, seed`` (the fine-tuning seed of the attacked
+model), plus ``attack_seed`` (the seed of the attack's random choices), ``num_words``,
 ``cache_hits`` (queries answered from the cache; the model ran ``queries - cache_hits`` texts),
 ``first_success_query`` (number of the query that first found a successful candidate) and ``seconds``.
 """
@@ -41,7 +42,7 @@ def select_examples(frame: pd.DataFrame, count: int | None, seed: int, skip: int
     return frame.iloc[order[skip:stop]].reset_index(drop=True)
 
 
-def outcome_line(row, outcome, seed: int, seconds: float) -> dict:
+def outcome_line(row, outcome, model_seed: int, attack_seed: int, seconds: float) -> dict:
     final = outcome.final.text
     perturbed = outcome.status == SUCCESSFUL
     text_b = None if pd.isna(row.get("text_b")) else row.get("text_b")
@@ -51,8 +52,8 @@ def outcome_line(row, outcome, seed: int, seconds: float) -> dict:
         "perturbed_text_b": (final.text_b if perturbed else None),
         "label": int(row["label"]), "original_pred": outcome.original.pred,
         "perturbed_pred": outcome.final.pred, "queries": outcome.queries,
-        "words_changed": final.words_changed if perturbed else 0, "status": outcome.status, "seed": int(seed),
-        "num_words": final.num_words, "cache_hits": outcome.cache_hits,
+        "words_changed": final.words_changed if perturbed else 0, "status": outcome.status, "seed": int(model_seed),
+        "attack_seed": int(attack_seed), "num_words": final.num_words, "cache_hits": outcome.cache_hits,
         "first_success_query": outcome.first_success_query, "seconds": round(seconds, 6),
     }
 
@@ -111,10 +112,12 @@ def _log_to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_attack(attack: Attack, examples: pd.DataFrame, *, seed: int, progress_path: str | Path,
-               stamp: str, log=_log_to_stderr) -> list[dict]:
+def run_attack(attack: Attack, examples: pd.DataFrame, *, attack_seed: int, model_seed: int,
+               progress_path: str | Path, stamp: str, log=_log_to_stderr) -> list[dict]:
     """Attack every row of ``examples`` (DESIGN.md columns), appending one line per example to
-    ``progress_path``; lines already there from an interrupted run with the same ``stamp`` are kept."""
+    ``progress_path``; lines already there from an interrupted run with the same ``stamp`` are kept.
+    ``attack_seed`` seeds the random choices; ``model_seed`` (the attacked model's fine-tuning seed) is
+    written as each line's ``seed``."""
     path = Path(progress_path)
     meta = path.with_name(path.name + ".meta.json")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,8 +131,9 @@ def run_attack(attack: Attack, examples: pd.DataFrame, *, seed: int, progress_pa
             row = examples.iloc[position]
             text_b = None if "text_b" not in row or pd.isna(row["text_b"]) else str(row["text_b"])
             start = time.perf_counter()
-            outcome = attack.attack(str(row["text_a"]), text_b, int(row["label"]), example_rng(seed, row["idx"]))
-            line = outcome_line(row, outcome, seed, time.perf_counter() - start)
+            outcome = attack.attack(str(row["text_a"]), text_b, int(row["label"]),
+                                    example_rng(attack_seed, row["idx"]))
+            line = outcome_line(row, outcome, model_seed, attack_seed, time.perf_counter() - start)
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
             handle.flush()
             os.fsync(handle.fileno())

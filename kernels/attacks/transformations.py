@@ -1,5 +1,6 @@
 """Transformations: what may replace a word. Character edits of one word (TextAttack's ``WordSwap*``
-character transformations) and their composition; the gradient-guided word swap is in ``whitebox``.
+character transformations) and their composition, and WordNet synonyms (``WordNetSwap``, PWWS's); the
+gradient-guided word swap is in ``whitebox``.
 
 Each character edit lists candidate spellings of a word; ``random_one`` keeps one of them at random, as
 TextAttack's ``random_one=True``. Positions skip the first / last character when asked (Pruthi et al. and
@@ -77,18 +78,23 @@ class Insertion(CharacterEdit):
 
 
 class TableSubstitution(CharacterEdit):
-    """Replace a character by a random entry of its row in a table (QWERTY neighbours, homoglyphs)."""
+    """Replace a character by an entry of its row in a table (QWERTY neighbours, homoglyphs): every entry
+    (``every_entry=True``, TextAttack's WordSwapQWERTY with ``random_one=False``, as its Pruthi recipe) or one
+    random entry per position."""
 
-    def __init__(self, table: dict[str, tuple[str, ...]], **kwargs):
+    def __init__(self, table: dict[str, tuple[str, ...]], every_entry: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.table = table
+        self.every_entry = every_entry
 
     def edits(self, word, rng):
         out = []
         for i in self.positions(word):
             choices = self.table.get(word[i].lower())
-            if choices:
-                out.append(word[:i] + _same_case(choices[int(rng.integers(len(choices)))], word[i]) + word[i + 1:])
+            if not choices:
+                continue
+            picked = choices if self.every_entry else (choices[int(rng.integers(len(choices)))],)
+            out += [word[:i] + _same_case(choice, word[i]) + word[i + 1:] for choice in picked]
         return out
 
 
@@ -107,4 +113,27 @@ class CharacterTransformation:
             for edit in self.edits:
                 spellings.update(dict.fromkeys(edit(word, rng)))
             out += [text.replace_word(index, spelling) for spelling in spellings]
+        return out
+
+
+class WordNetSwap:
+    """Replace a word by each of its WordNet synonyms (TextAttack's WordSwapWordNet, PWWS's transformation),
+    spelled with the word's capitalisation; ``synonyms`` is a kernels.attacks.wordnet source. ``uncovered``
+    counts the words looked up that the source does not list (the bundled table covers the demo's data)."""
+
+    def __init__(self, synonyms):
+        self.synonyms = synonyms
+        self.uncovered: set[str] = set()
+
+    def __call__(self, text: AttackedText, indices, rng: np.random.Generator, label: int | None = None
+                 ) -> list[AttackedText]:
+        from kernels.attacks.wordnet import match_case
+
+        out = []
+        for index in indices:
+            word = text.words[index]
+            if not self.synonyms.covers(word):
+                self.uncovered.add(word.lower())
+            spellings = dict.fromkeys(match_case(s.word, word) for s in self.synonyms.synonyms(word))
+            out += [text.replace_word(index, spelling) for spelling in spellings if spelling != word]
         return out

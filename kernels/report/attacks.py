@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
+from kernels.attacks.recipes import all_recipes
 from kernels.evaluation.significance import holm_adjust, mcnemar_exact
 
 SUMMARY_PATH = re.compile(r"(?:^|/)attacks/(?P<model>[^/]+)/(?P<task>[^/]+)/seed(?P<seed>\d+)/(?P<recipe>[^/.]+)\.json$")
 TRANSFER_PATH = re.compile(r"(?:^|/)attacks/transfer/(?P<task>[^/]+)/seed(?P<seed>\d+)/universal_triggers\.csv$")
-RECIPE_LABELS = {"deepwordbug": "DeepWordBug", "pruthi": "Pruthi typos", "textbugger_char": "TextBugger (char)",
-                 "hotflip": "HotFlip (white-box)"}
+RECIPE_LABELS = {r.name: r.label for r in all_recipes()}  # the registry's (kernels.attacks.recipes)
 ALPHA = 0.05
 WHITE_BOX_NOTE = ("HotFlip and the universal triggers are white-box (gradients w.r.t. the input embeddings). "
                   "MatMul-Free LM trains through a straight-through estimator, whose gradients can be uninformative "
@@ -35,6 +36,9 @@ WHITE_BOX_NOTE = ("HotFlip and the universal triggers are white-box (gradients w
                   "robustness, so read white-box numbers next to the black-box recipes.")
 TEXTBUGGER_NOTE = ("TextBugger runs its character bugs only: its word bugs need GloVe neighbours and a Universal "
                    "Sentence Encoder, which are not available offline.")
+WORD_NOTE = ("HotFlip and PWWS replace words by WordNet 3.0 synonyms only (their source is in each summary's `wordnet`); "
+             "the character recipes leave the words' spelling readable but change tokens. The table below says what "
+             "each recipe changes and where it departs from the recipe it follows.")
 
 
 @dataclass
@@ -60,7 +64,8 @@ def read_attack_results(summary_paths=(), transfer_paths=()) -> AttackData:
             continue
         key["seed"] = int(key["seed"])
         summary = json.loads(Path(path).read_text(encoding="utf-8"))
-        rows.append({**key, **{k: v for k, v in summary.items() if not isinstance(v, (list, dict))}})
+        # the path's seed is the fine-tuning seed; older summaries wrote the attack's seed in `seed`
+        rows.append({**{k: v for k, v in summary.items() if not isinstance(v, (list, dict))}, **key})
         budget += [{**key, **point} for point in summary.get("accuracy_under_attack_vs_budget", [])]
         jsonl = Path(path).with_suffix(".jsonl")
         if jsonl.exists():
@@ -110,8 +115,10 @@ def summary_table(data: AttackData, labels: dict[str, str]) -> pd.DataFrame:
     order = {model: position for position, model in enumerate(labels)}
     s = _recipe(_label(s, labels)).assign(order=s["model"].map(lambda m: order.get(m, len(order))))
     s = s.sort_values(["task", "recipe", "seed", "order", "model"])
+    attack_seed = s["attack_seed"] if "attack_seed" in s else pd.Series([None] * len(s), index=s.index)
     return pd.DataFrame({
-        "task": s["task"], "recipe": s["recipe_label"], "seed": s["seed"], "model": s["label"],
+        "task": s["task"], "recipe": s["recipe_label"], "seed": s["seed"], "attack seed": attack_seed,
+        "model": s["label"],
         "attacked / skipped": [f"{a + b} / {c}" for a, b, c in zip(s["successful"], s["failed"], s["skipped"])],
         "original accuracy": [_interval(*v) for v in zip(s["original_accuracy"], s["original_accuracy_ci_low"],
                                                           s["original_accuracy_ci_high"])],
@@ -160,30 +167,90 @@ def advglue_accuracy(metrics: pd.DataFrame | None) -> pd.DataFrame:
         return pd.DataFrame()
     adv = metrics[(metrics["dataset"] == "advglue") & (metrics["metric"] == "accuracy")
                   & (metrics["level"] == "all") & (metrics.get("method", "all") == "all")]
-    return adv[["model", "task", "seed", "split", "value", "ci_low", "ci_high"]].rename(columns={"split": "set"})
+    if "n" not in adv:
+        adv = adv.assign(n=None)
+    return adv[["model", "task", "seed", "split", "value", "ci_low", "ci_high", "n"]].rename(columns={"split": "set"})
 
 
 def fresh_vs_advglue(data: AttackData, metrics: pd.DataFrame | None) -> pd.DataFrame:
-    """Per model, task and seed: AdvGLUE (transfer) accuracy next to each recipe's accuracy under attack."""
+    """Per model, task and (fine-tuning) seed: AdvGLUE (transfer) accuracy next to each recipe's accuracy under
+    attack, each with its interval and its number of items (``advglue_n``, ``attack_n``): different items."""
     adv = advglue_accuracy(metrics)
     if adv.empty or data.summaries.empty:
         return pd.DataFrame()
-    adv = adv.groupby(["model", "task", "seed"], as_index=False)["value"].mean()  # mnli: both sets
-    fresh = data.summaries[["model", "task", "seed", "recipe", "accuracy_under_attack", "original_accuracy"]]
-    return fresh.merge(adv.rename(columns={"value": "advglue_accuracy"}), on=["model", "task", "seed"])
+    run = ["model", "task", "seed"]
+    sets = adv.groupby(run)["set"].transform("nunique")
+    both = adv[sets > 1].groupby(run, as_index=False).agg(value=("value", "mean"), n=("n", "sum"))
+    adv = pd.concat([adv[sets == 1], both.assign(ci_low=None, ci_high=None)], ignore_index=True)  # mnli: both sets
+    adv = adv.rename(columns={"value": "advglue_accuracy", "ci_low": "advglue_ci_low", "ci_high": "advglue_ci_high",
+                              "n": "advglue_n"})[["model", "task", "seed", "advglue_accuracy", "advglue_ci_low",
+                                                  "advglue_ci_high", "advglue_n"]]
+    s = data.summaries
+    fresh = s.assign(attack_n=s["total"] if "total" in s else s["successful"] + s["failed"] + s["skipped"])[
+        ["model", "task", "seed", "recipe", "accuracy_under_attack", "accuracy_under_attack_ci_low",
+         "accuracy_under_attack_ci_high", "original_accuracy", "attack_n"]]
+    return fresh.merge(adv, on=["model", "task", "seed"])
+
+
+def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[float | None, float | None]:
+    """Exact binomial interval of a rate (None without trials)."""
+    from scipy.stats import beta
+
+    if trials <= 0:
+        return None, None
+    tail = (1 - level) / 2
+    low = 0.0 if successes == 0 else float(beta.ppf(tail, successes, trials - successes + 1))
+    high = 1.0 if successes == trials else float(beta.ppf(1 - tail, successes + 1, trials - successes))
+    return low, high
 
 
 def transfer_matrix(data: AttackData, labels: dict[str, str]) -> pd.DataFrame:
-    """Mean over target classes (and seeds) of the triggers' success rate, per task, source and victim."""
+    """Per task, source and victim: the triggers' success rate pooled over target classes (and seeds), i.e.
+    correctly classified examples of other classes turned into the target / all such (example, target)
+    trials, with ``n`` (the trials) and an exact (Clopper-Pearson) 95% interval."""
     t = data.transfer
     if t.empty:
         return pd.DataFrame()
+    if "n_success" not in t:  # transfer tables written before n_success existed
+        t = t.assign(n_success=(t["attack_success_rate"].fillna(0) * t["n_correct"]).round())
     grouped = t.groupby(["task", "source_model", "victim_model"], as_index=False).agg(
-        attack_success_rate=("attack_success_rate", "mean"), target_rate_clean=("target_rate_clean", "mean"),
+        n=("n_correct", "sum"), n_success=("n_success", "sum"), target_rate_clean=("target_rate_clean", "mean"),
         target_rate_triggered=("target_rate_triggered", "mean"),
         triggers=("trigger", lambda v: " | ".join(dict.fromkeys(map(str, v)))))
+    grouped["n"], grouped["n_success"] = grouped["n"].astype(int), grouped["n_success"].astype(int)
+    grouped["attack_success_rate"] = [k / n if n else np.nan for k, n in zip(grouped["n_success"], grouped["n"])]
+    bounds = [clopper_pearson(k, n) for k, n in zip(grouped["n_success"], grouped["n"])]
+    grouped["ci_low"], grouped["ci_high"] = [b[0] for b in bounds], [b[1] for b in bounds]
+    grouped["cell"] = [("–" if not n else f"{k / n:.2f}") + f" (n={n})" for k, n in zip(grouped["n_success"], grouped["n"])]
+    grouped["interval"] = ["" if lo is None else f"[{lo:.2f}, {hi:.2f}]" for lo, hi in bounds]
     grouped = _label(_label(grouped, labels, "source_model", "source"), labels, "victim_model", "victim")
     return grouped
+
+
+def transfer_table(data: AttackData, labels: dict[str, str]) -> pd.DataFrame:
+    """The transfer matrix as the section's table: each cell's rate, n and interval, and the whole triggers."""
+    m = transfer_matrix(data, labels)
+    if m.empty:
+        return m
+    order = {model: position for position, model in enumerate(labels)}
+    m = m.assign(_s=m["source_model"].map(lambda x: order.get(x, len(order))),
+                 _v=m["victim_model"].map(lambda x: order.get(x, len(order))))
+    m = m.sort_values(["task", "_s", "source_model", "_v", "victim_model"], kind="stable")
+    return pd.DataFrame({
+        "task": m["task"], "trigger found on": m["source"], "applied to": m["victim"],
+        "trigger success [95% CI]": [_interval(v, lo, hi, 2) for v, lo, hi in zip(m["attack_success_rate"], m["ci_low"],
+                                                                                 m["ci_high"])],
+        "successes / n": [f"{k} / {n}" for k, n in zip(m["n_success"], m["n"])],
+        "target class before / after": [f"{a:.2f} / {b:.2f}" for a, b in zip(m["target_rate_clean"],
+                                                                             m["target_rate_triggered"])],
+        "triggers (one per target class)": m["triggers"],
+    })
+
+
+def recipe_table() -> pd.DataFrame:
+    """What each recipe changes and where it departs from the recipe it follows (the registry's)."""
+    return pd.DataFrame([{"recipe": r.label, "changes": r.changes, "access": r.access, "follows": r.reference,
+                          "departures from it": "; ".join(r.departures)} for r in all_recipes()])
 
 
 # --------------------------------------------------------------------------------------------- charts
@@ -254,11 +321,14 @@ def transfer_chart(data: AttackData, labels: dict[str, str], width: int, height:
         color=alt.Color("attack_success_rate:Q", title="trigger success", scale=alt.Scale(domain=[0, 1],
                                                                                           scheme="orangered")),
         tooltip=["source:N", "victim:N", alt.Tooltip("attack_success_rate:Q", format=".3f"),
+                 alt.Tooltip("ci_low:Q", format=".3f", title="95% CI low"),
+                 alt.Tooltip("ci_high:Q", format=".3f", title="95% CI high"), "n_success:Q", "n:Q",
                  alt.Tooltip("target_rate_clean:Q", format=".3f"), alt.Tooltip("target_rate_triggered:Q", format=".3f"),
                  "triggers:N"])
-    text = base.mark_text(fontSize=12).encode(text=alt.Text("attack_success_rate:Q", format=".2f"))
-    size = max(120, min(width, 60 * len(order)))
-    return (cells + text).properties(width=size, height=size).facet(column=alt.Column("task:N", title="task"))
+    text = base.mark_text(fontSize=11, dy=-7).encode(text="cell:N")
+    interval = base.mark_text(fontSize=10, dy=8, color="#333").encode(text="interval:N")
+    size = max(120, 100 * len(order))  # room for "0.43 (n=14)" and its interval in each cell
+    return (cells + text + interval).properties(width=size, height=size).facet(column=alt.Column("task:N", title="task"))
 
 
 def advglue_chart(data: AttackData, metrics: pd.DataFrame | None, labels: dict[str, str], color: alt.Color,
@@ -267,15 +337,23 @@ def advglue_chart(data: AttackData, metrics: pd.DataFrame | None, labels: dict[s
     if frame.empty:
         return _placeholder("No AdvGLUE accuracy or no attack summaries to compare", width)
     frame = _recipe(_label(frame, labels))
-    diagonal = alt.Chart(pd.DataFrame({"x": [0, 1], "y": [0, 1]})).mark_line(color="#bbb", strokeDash=[4, 4]).encode(
-        x="x:Q", y="y:Q")
-    points = alt.Chart(frame).mark_point(filled=True, size=90).encode(
-        x=alt.X("advglue_accuracy:Q", title="AdvGLUE accuracy (transfer)", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("accuracy_under_attack:Q", title="accuracy under fresh attack", scale=alt.Scale(domain=[0, 1])),
-        color=color, opacity=opacity, shape=alt.Shape("recipe_label:N", title="recipe"),
-        tooltip=["label:N", "task:N", "recipe_label:N", alt.Tooltip("advglue_accuracy:Q", format=".3f"),
-                 alt.Tooltip("accuracy_under_attack:Q", format=".3f"), alt.Tooltip("original_accuracy:Q", format=".3f")])
-    return (diagonal + points).properties(width=width, height=height).facet(column=alt.Column("task:N", title="task"))
+    # the diagonal from the same data (a facet's layers must share it)
+    diagonal = alt.Chart(frame).mark_rule(color="#bbb", strokeDash=[4, 4]).encode(
+        x=alt.datum(0), y=alt.datum(0), x2=alt.datum(1), y2=alt.datum(1))
+    base = alt.Chart(frame).encode(
+        x=alt.X("advglue_accuracy:Q", title="AdvGLUE accuracy, all its items (transfer)", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("accuracy_under_attack:Q", title="accuracy under fresh attack, attacked examples",
+                scale=alt.Scale(domain=[0, 1])), color=color, opacity=opacity)
+    points = base.mark_point(filled=True, size=90).encode(
+        shape=alt.Shape("recipe_label:N", title="recipe"),
+        tooltip=["label:N", "task:N", "seed:Q", "recipe_label:N", alt.Tooltip("advglue_accuracy:Q", format=".3f"),
+                 alt.Tooltip("advglue_n:Q", title="AdvGLUE items"), alt.Tooltip("accuracy_under_attack:Q", format=".3f"),
+                 alt.Tooltip("attack_n:Q", title="attacked examples"), alt.Tooltip("original_accuracy:Q", format=".3f")])
+    y_interval = base.mark_rule(strokeWidth=1).encode(y="accuracy_under_attack_ci_low:Q",
+                                                      y2="accuracy_under_attack_ci_high:Q")
+    x_interval = base.mark_rule(strokeWidth=1).encode(x="advglue_ci_low:Q", x2="advglue_ci_high:Q")
+    layers = diagonal + y_interval + x_interval + points
+    return layers.properties(width=width, height=height).facet(column=alt.Column("task:N", title="task"))
 
 
 @dataclass(frozen=True)
@@ -297,12 +375,16 @@ ATTACK_FIGURES = [
                  "only truncates the same sequence of candidate lists)."),
     AttackFigure("trigger_transfer", "Universal trigger transfer",
                  "Each model's universal triggers (one per target class, found by gradient-guided search on held-out "
-                 "validation examples) prepended to the attacked examples of every model: the share of correctly "
-                 "classified examples of the other classes turned into the target class, mean over target classes."),
+                 "validation examples) prepended to the attacked examples of every model: correctly classified "
+                 "examples of the other classes turned into the target class, pooled over target classes; each cell "
+                 "gives the rate, n (its trials) and the exact 95% (Clopper-Pearson) interval."),
     AttackFigure("attack_vs_advglue", "Fresh attacks vs AdvGLUE",
-                 "Accuracy under attacks searched against each model (y) next to accuracy on AdvGLUE, whose "
-                 "perturbations were found against BERT-style models (x, transfer). Below the diagonal: the fresh "
-                 "attack hurts more than the transferred one."),
+                 "Accuracy under attacks searched against each model (y: the seeded validation examples attacked, "
+                 "clean errors included, 95% bootstrap CI) next to accuracy on AdvGLUE, whose perturbations were found "
+                 "against BERT-style models (x: all items of the AdvGLUE set, every level, 95% bootstrap CI), for the "
+                 "same fine-tuned model. The two axes are different items in different numbers (hover for both "
+                 "counts), not a paired comparison: a point's side of the diagonal says which number is lower, not "
+                 "that one attack is stronger; where the intervals overlap, the data do not tell them apart."),
 ]
 
 
@@ -331,9 +413,12 @@ def _html_table(frame: pd.DataFrame, table_id: str) -> str:
 
 def attack_section_html(data: AttackData, labels: dict[str, str], chart_blocks: str = "") -> str:
     """The section body: notes, the charts' blocks (rendered by the caller), summary and paired-test tables."""
-    notes = [WHITE_BOX_NOTE, TEXTBUGGER_NOTE,
+    notes = [WHITE_BOX_NOTE, TEXTBUGGER_NOTE, WORD_NOTE,
              "Both fields of a pair are attackable (as TextAttack; AdvGLUE usually perturbs one). The same seeded "
              "examples are attacked in every model, so models are compared on the same examples."] + data.notes
+    sources = sorted({str(w) for w in data.summaries.get("wordnet", pd.Series(dtype=object)).dropna()})
+    if sources:
+        notes.append("WordNet synonyms from: " + "; ".join(sources) + ".")
     note_list = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     tests = paired_tests(data, labels)
     return (f'<ul class="notes">{note_list}</ul>{chart_blocks}'
@@ -342,7 +427,9 @@ def attack_section_html(data: AttackData, labels: dict[str, str], chart_blocks: 
             f'<h3>Paired tests: still correct under the same attack, same examples</h3>'
             f'<p>Exact McNemar test per model pair, Holm-adjusted over the table (α = {ALPHA}).</p>'
             f'{_html_table(tests, "attack-significance")}'
-            f'<h3>Universal triggers</h3>{_html_table(transfer_matrix(data, labels), "trigger-transfer")}')
+            f'<h3>Universal triggers</h3>{_html_table(transfer_table(data, labels), "trigger-transfer")}'
+            f'<h3>Recipes: what they change, where they depart from their source</h3>'
+            f'{_html_table(recipe_table(), "attack-recipes")}')
 
 
 # ------------------------------------------------------------------------------------ page assembly
