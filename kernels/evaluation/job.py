@@ -18,10 +18,10 @@ def load_finetuned(family: str, model_dir: str | Path):
     Weights saved in bf16 are loaded as float32, as fine-tuning held them; the training precision comes
     from autocast (see ``evaluate_job``), not from the storage dtype.
     """
-    from kernels.models import classifier_class
+    from kernels.families import family as family_named
     from kernels.tokenization import load_tokenizer
 
-    model = classifier_class(family).from_pretrained(str(model_dir), dtype=torch.float32)
+    model = family_named(family).load_finetuned(model_dir, dtype=torch.float32)
     return model, load_tokenizer(model_dir)
 
 

@@ -107,15 +107,15 @@ class Declaration:
 
 
 DECLARATIONS: dict[str, Declaration] = {d.name: d for d in (
-    Declaration("transformer_pp", "native", "Transformer++", "kernels.families.native:NativeFamily", "kernels",
+    Declaration("transformer_pp", "native", "Transformer++", "kernels.families.native:TransformerPPFamily", "kernels",
                 module="kernels.models.transformer", model_type="transformer",
                 classes={"config": "TransformerConfig", "backbone": "TransformerModel",
                          "classifier": "TransformerForSequenceClassification", "causal_lm": "TransformerForCausalLM"}),
-    Declaration("gla", "native", "GLA", "kernels.families.native:NativeFamily", "kernels",
+    Declaration("gla", "native", "GLA", "kernels.families.native:GLAFamily", "kernels",
                 module="kernels.models.gla", model_type="gla",
                 classes={"config": "GLAConfig", "backbone": "GLAModel", "classifier": "GLAForSequenceClassification",
                          "causal_lm": "GLAForCausalLM"}),
-    Declaration("mmfree", "native", "MatMul-Free LM", "kernels.families.native:NativeFamily", "kernels",
+    Declaration("mmfree", "native", "MatMul-Free LM", "kernels.families.native:MMFreeFamily", "kernels",
                 module="kernels.models.hgrn_bit", model_type="hgrn_bit",
                 classes={"config": "HGRNBitConfig", "backbone": "HGRNBitModel",
                          "classifier": "HGRNBitForSequenceClassification", "causal_lm": "HGRNBitForCausalLM"}),
@@ -163,6 +163,20 @@ def family(name: str):
         module, _, cls = decl.implementation.partition(":")
         _IMPLEMENTATIONS[name] = getattr(importlib.import_module(module), cls)(decl)
     return _IMPLEMENTATIONS[name]
+
+
+def family_of_model(model) -> Any:
+    """The family of a built classifier: generic ones by the library their config records, native ones by
+    their config's model_type."""
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type == "backbone_classifier":
+        library = getattr(config, "backbone_library", None)
+        for name, decl in DECLARATIONS.items():
+            if decl.kind == "generic" and decl.library == library:
+                return family(name)
+        raise ValueError(f"no family runs backbones of library {library!r}")
+    return family(native_family_for_model_type(model_type))
 
 
 # --------------------------------------------------------------------------------- plan time
@@ -264,4 +278,4 @@ def _pretrained_errors(decl: Declaration, pretrained: str | None, where: str) ->
 
 
 __all__ = ["Declaration", "DECLARATIONS", "SET_BY_WORKFLOW", "names", "declaration", "native_families",
-           "native_family_for_model_type", "family", "library_error", "model_errors"]
+           "native_family_for_model_type", "family", "family_of_model", "library_error", "model_errors"]

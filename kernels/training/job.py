@@ -27,17 +27,18 @@ def make_classifier(family: str, arch: dict[str, Any] | None, pretrained: str | 
     """A seeded from-scratch classifier, or a pretrained backbone with a new classification head."""
     import torch
 
-    import kernels.models as registry
+    from kernels.families import family as family_named
 
+    registry = family_named(family)
     if pretrained:
         # The new head is initialised from the torch RNG: seed it so runs are reproducible.
         torch.manual_seed(seed)
-        return registry.load_classifier(family, pretrained, num_labels=num_labels, revision=revision,
+        return registry.load_pretrained(pretrained, num_labels=num_labels, revision=revision,
                                         allow_pickle=allow_pickle,
                                         config_overrides={"pad_token_id": tokenizer.pad_token_id})
-    return registry.build_classifier(family, dict(arch or {}), vocab_size=len(tokenizer), num_labels=num_labels,
-                                     pad_token_id=tokenizer.pad_token_id, seed=seed,
-                                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    return registry.build(dict(arch or {}), vocab_size=len(tokenizer), num_labels=num_labels,
+                          pad_token_id=tokenizer.pad_token_id, seed=seed,
+                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
 
 
 def finetune_job(*, train_path: str | Path, tokenizer_file: str | Path | None, model_dir: str | Path,
