@@ -27,8 +27,24 @@ def _load_standalone(relative, name):
     return loaded
 
 
+def _load_standalone_package(relative, name):
+    """A torch-free kernels subpackage loaded from its directory as a package of its own (its modules import
+    each other relatively), for the same reason as `_load_standalone`."""
+    directory = os.path.join(REPO, "kernels", relative)
+    spec = importlib.util.spec_from_file_location(
+        name,
+        os.path.join(directory, "__init__.py"),
+        submodule_search_locations=[directory],
+    )
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
 _tasks = _load_standalone("data/tasks.py", "_workflow_task_table")
-_arch_rules = _load_standalone("models/arch_rules.py", "_workflow_arch_rules")
+# the family registry's plan-time layer: families, their libraries and config keys (kernels/families)
+_families = _load_standalone_package("families", "_workflow_families")
 TASKS, ADVGLUE_SETS = _tasks.TASKS, _tasks.ADVGLUE_SETS
 
 
@@ -63,9 +79,7 @@ def _check_config_semantics():
             )
     errors = []
     for name, model in config["models"].items():
-        errors += _arch_rules.arch_errors(
-            model["family"], model.get("arch") or {}, f"models.{name}.arch"
-        )
+        errors += _families.model_errors(name, model)
         settings = {**config["finetune"], **(model.get("finetune") or {})}
         budget = settings.get("max_tokens_per_step")
         if budget is not None and budget < settings["max_length"]:
@@ -177,7 +191,7 @@ def bundled_glue_inputs(wildcards):
     )
 
 
-MODEL_CODE = ("models", "ops", "modules")
+MODEL_CODE = ("models", "ops", "modules", "families")
 
 
 def finetune_hp(model):

@@ -38,6 +38,7 @@ def evaluate_job(*, model_dir: str | Path, family: str, task: str, glue_paths: l
                  max_length: int, device: str = "cpu", threads: int | None = None, model_name: str | None = None,
                  seed: int | None = None, dtype: str = "float32", require_fla: bool = False) -> dict:
     """Predict and score one fine-tuned model; ``dtype`` is the autocast dtype (the fine-tuning one)."""
+    from kernels.families import family as family_named
     from kernels.ops.backend import kernel_provenance
     from kernels.ops.backend import require_fla as check_fla
     from kernels.training.loop import resolve_device
@@ -55,7 +56,8 @@ def evaluate_job(*, model_dir: str | Path, family: str, task: str, glue_paths: l
     # The bootstrap is seeded by the run's seed, so re-running a job reproduces its intervals.
     metrics = compute_metrics(predictions, task, bootstrap_samples=int(bootstrap_samples),
                               bootstrap_seed=int(seed or 0), model=model_name, seed=seed)
-    metrics["provenance"] = {**kernel_provenance(resolve_device(device)), "autocast_dtype": dtype}
+    metrics["provenance"] = {**kernel_provenance(resolve_device(device)), "autocast_dtype": dtype,
+                             "implementation": family_named(family).implementation(model, resolve_device(device))}
     write_parquet(predictions_path, predictions)
     write_json(metrics_path, metrics)
     return metrics

@@ -246,7 +246,7 @@ def _generic_arch_errors(decl: Declaration, arch: dict[str, Any], where: str) ->
             errors.append(f"{where}.{key}: set by the workflow (tokenizer and task), not by arch")
         elif key not in fields:
             errors.append(f"{where}.{key}: unknown field of the {model_type!r} config class ({decl.library}); known fields: "
-                          f"{', '.join(sorted(set(fields) - set(SET_BY_WORKFLOW)))}")
+                          f"{', '.join(sorted(set(fields) - sources.base_config_fields() - set(SET_BY_WORKFLOW)))}")
     return errors
 
 

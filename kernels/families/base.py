@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-# Where a backbone's forward takes its decoding state, newest transformers naming first.
-STATE_KEYWORDS = ("past_state", "cache", "cache_params", "past_key_values")
+# Where a backbone's forward takes its decoding state, newest transformers naming first (``state``: RWKV).
+STATE_KEYWORDS = ("past_state", "cache", "cache_params", "past_key_values", "state")
 
 
 class FamilyError(ValueError):
@@ -47,7 +47,7 @@ def state_keyword(backbone: nn.Module) -> str:
 
 def output_state(output: Any) -> Any:
     """The decoding state of a backbone output, whichever name the library gives it."""
-    for name in ("cache", "cache_params", "past_key_values"):
+    for name in ("cache", "cache_params", "past_key_values", "state"):
         state = getattr(output, name, None)
         if state is not None:
             return state
@@ -141,7 +141,11 @@ class Family:
                 inputs["cache_position"] = torch.arange(position, position + input_ids.shape[1],
                                                         device=input_ids.device)
         output = backbone(**inputs)
-        return output.last_hidden_state, output_state(output)
+        new_state = output_state(output)
+        if new_state is None:  # a model that keeps its state out of reach cannot be decoded (or measured) here
+            raise FamilyError(f"{type(backbone).__name__} returned no decoding state with use_cache=True: its decode "
+                              "cannot continue a prompt through its own cache, so it is not profiled")
+        return output.last_hidden_state, new_state
 
     def state_nbytes(self, state: Any) -> int:
         """Bytes of the decoding state: every tensor the cache holds."""

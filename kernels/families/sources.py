@@ -104,7 +104,7 @@ def _class_fields(cls: ast.ClassDef) -> set[str]:
 
 
 @lru_cache(maxsize=None)
-def _base_config_fields() -> frozenset[str]:
+def base_config_fields() -> frozenset[str]:
     """Fields of transformers' base config class, which every config accepts."""
     root = package_dir("transformers")
     tree = _parse(root / "configuration_utils.py") if root else None
@@ -192,7 +192,7 @@ def config_fields(library: str, model_type: str) -> frozenset[str] | None:
         raise ValueError(f"no config source table for library {library!r}")
     if not fields:
         return None
-    return frozenset(fields | _base_config_fields())
+    return frozenset(fields | base_config_fields())
 
 
 def close_matches(word: str, choices) -> list[str]:
@@ -200,4 +200,4 @@ def close_matches(word: str, choices) -> list[str]:
 
 
 __all__ = ["package_dir", "library_problem", "library_version", "transformers_base_models", "model_types",
-           "config_fields", "close_matches"]
+           "config_fields", "base_config_fields", "close_matches"]

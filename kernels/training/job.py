@@ -51,6 +51,7 @@ def finetune_job(*, train_path: str | Path, tokenizer_file: str | Path | None, m
     a pretrained backbone, what the checkpoint provided (every backbone tensor; only the head is new)."""
     import sys
 
+    from kernels.families import family as family_named
     from kernels.ops.backend import kernel_provenance
     from kernels.ops.backend import require_fla as check_fla
 
@@ -64,8 +65,11 @@ def finetune_job(*, train_path: str | Path, tokenizer_file: str | Path | None, m
     tokenizer = load_job_tokenizer(tokenizer_file, pretrained, revision)
     model = make_classifier(family, arch, pretrained, revision, tokenizer, int(num_labels), int(seed),
                             allow_pickle=allow_pickle)
+    registry = family_named(family)
+    if hyper.gradient_checkpointing:  # before any step: a backbone without it fails now, naming the key
+        registry.check_checkpointing(model)
     info = {"family": family, "pretrained": pretrained, "revision": revision,
-            "provenance": kernel_provenance(device),
+            "provenance": kernel_provenance(device), "implementation": registry.implementation(model, device),
             "checkpoint": getattr(model, "checkpoint_loading_info", None)}
     if info["checkpoint"] is not None:
         loaded = info["checkpoint"]
