@@ -78,6 +78,10 @@ class Family:
         """(classifier parameters, causal-LM parameters) for config ``fields``, counted on the meta device."""
         raise NotImplementedError
 
+    def meta_classifier(self, fields: dict[str, Any], num_labels: int = 2) -> nn.Module:
+        """A classifier for config ``fields`` on the meta device (no memory): for counting."""
+        raise NotImplementedError
+
     def published_config(self, hub_id: str) -> dict[str, Any]:
         """The recorded ``config.json`` fields of a published checkpoint (kernels.rehearsal.published)."""
         from kernels.rehearsal.published import published_config

@@ -119,17 +119,25 @@ class GenericFamily(Family):
         return model
 
     def parameter_counts(self, fields: dict[str, Any]) -> tuple[int, int]:
-        from kernels.models.generic import backbone_fields
-
-        model_type = fields.get("model_type")
-        if not model_type:
-            raise FamilyError(f"family {self.name!r}: parameter counts need the config's model_type")
-        classes = self.classes(model_type)
-        backbone_config = self._backbone_config(classes, backbone_fields(dict(fields)), f"{model_type} config")
+        classes, backbone_config = self._counted_config(fields)
         with torch.device("meta"):
             classifier = self._classifier(classes, backbone_config, 3, fields.get("pad_token_id"))
             causal_lm = (classes.causal_lm or classes.backbone)(backbone_config)
         return (sum(p.numel() for p in classifier.parameters()), sum(p.numel() for p in causal_lm.parameters()))
+
+    def meta_classifier(self, fields: dict[str, Any], num_labels: int = 2) -> nn.Module:
+        classes, backbone_config = self._counted_config(fields)
+        with torch.device("meta"):
+            return self._classifier(classes, backbone_config, num_labels, fields.get("pad_token_id"))
+
+    def _counted_config(self, fields: dict[str, Any]):
+        from kernels.models.generic import backbone_fields
+
+        model_type = fields.get("model_type")
+        if not model_type:
+            raise FamilyError(f"family {self.name!r}: counting needs the config's model_type")
+        classes = self.classes(model_type)
+        return classes, self._backbone_config(classes, backbone_fields(dict(fields)), f"{model_type} config")
 
     # ---------------------------------------------------------------------------------------- provenance
 

@@ -59,12 +59,23 @@ class NativeFamily(Family):
     def load_finetuned(self, model_dir, dtype=torch.float32):
         return self.classifier_class.from_pretrained(str(model_dir), dtype=dtype)
 
+    @staticmethod
+    def _fields(fields: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in fields.items() if k not in ("architectures", "model_type", "torch_dtype")}
+
     def parameter_counts(self, fields: dict[str, Any]) -> tuple[int, int]:
-        fields = {k: v for k, v in fields.items() if k not in ("architectures", "model_type", "torch_dtype")}
+        classifier = self.meta_classifier(fields, num_labels=3)
         with torch.device("meta"):
-            classifier = self.classifier_class(self.config_class(num_labels=3, **fields))
-            causal_lm = self.causal_lm_class(self.config_class(**fields))
+            causal_lm = self.causal_lm_class(self.config_class(**self._fields(fields)))
         return (sum(p.numel() for p in classifier.parameters()), sum(p.numel() for p in causal_lm.parameters()))
+
+    def meta_classifier(self, fields: dict[str, Any], num_labels: int = 2) -> nn.Module:
+        with torch.device("meta"):
+            return self.classifier_class(self.config_class(num_labels=num_labels, **self._fields(fields)))
+
+    def config_of(self, fields: dict[str, Any], num_labels: int = 2):
+        """The family's config object for ``fields`` (e.g. for its FLOPs formula)."""
+        return self.config_class(num_labels=num_labels, **self._fields(fields))
 
     # ---------------------------------------------------------------------------------------- efficiency
 

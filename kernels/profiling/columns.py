@@ -7,7 +7,10 @@ DESIGN_COLUMNS = ["model", "device", "mode", "batch_size", "seq_len", "median_ms
 # mfu = achieved_gflops / peak_gflops, the device's matmul peak measured at the start of the sweep
 # (see kernels.profiling.flops and kernels.profiling.peak).
 # kernels / fla_version / triton_version: which GLA and HGRN kernels ran (kernels.ops.backend.kernel_provenance).
+# implementation: which code ran the model (kernels.families: library, version, backbone class, path);
+# flops_source: "formula" (kernels.profiling.flops) or "FlopCounterMode" (counted, for families without one).
 EXTRA_COLUMNS = ["status", "threads", "dtype", "state_mb", "flops_per_token", "achieved_gflops", "repeats",
-                 "device_name", "peak_gflops", "mfu", "kernels", "fla_version", "triton_version"]
+                 "device_name", "peak_gflops", "mfu", "kernels", "fla_version", "triton_version", "implementation",
+                 "flops_source"]
 COLUMNS = DESIGN_COLUMNS + EXTRA_COLUMNS
 STATUSES = ("ok", "oom")
