@@ -60,8 +60,9 @@ class GenericFamily(Family):
     def _backbone_config(self, classes, fields: dict[str, Any], where: str):
         try:
             return classes.config(**fields)
-        except (TypeError, ValueError) as error:  # strict configs reject bad values and inconsistent sizes
-            raise FamilyError(f"{where}: {self.library}'s {classes.config.__name__} rejects it: {error}") from None
+        except Exception as error:  # noqa: BLE001 - strict configs reject bad values and inconsistent sizes
+            raise FamilyError(f"{where}: {self.library}'s {classes.config.__name__} rejects it: "
+                              f"{type(error).__name__}: {error}") from None
 
     # ----------------------------------------------------------------------------- building and loading
 
@@ -92,7 +93,9 @@ class GenericFamily(Family):
             classes = self.classes(raw["model_type"])
         except FamilyError as error:
             raise CheckpointError(f"{directory / 'config.json'}: field 'model_type': {error}") from None
-        fields = backbone_fields(raw)
+        # the library reads its own config.json (e.g. transformers' encoding of infinite floats); a local file,
+        # never remote code
+        fields = backbone_fields(classes.config.get_config_dict(str(directory))[0])
         fields.update(config_overrides or {})
         backbone_config = self._backbone_config(classes, fields, str(directory / "config.json"))
         files, pickled = checkpoint_weight_files(directory, allow_pickle=allow_pickle)

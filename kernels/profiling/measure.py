@@ -352,9 +352,9 @@ def counted_flops_per_token(step: Callable[[], list[float]], decode: "_DecodeSte
     """FLOPs per processed token of one more run of ``step``, counted by torch's FlopCounterMode (train: the
     forward and backward of one step; prefill: one forward; decode: the ``decode_tokens`` steps, not the
     prefill before them)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from kernels.profiling.counting import flop_counter
 
-    counter = FlopCounterMode(display=False)
+    counter = flop_counter()
     if decode is not None:
         decode.counter, probe, decode.probe = counter, decode.probe, None
         try:
