@@ -199,6 +199,18 @@ class FlaFamily(GenericFamily):
     """``family: fla``: fla's model zoo; its token mixers are fla's triton kernels (CUDA, or triton's CPU
     interpreter with ``TRITON_INTERPRET=1``, slowly)."""
 
+    def probe_layer(self, model: nn.Module, dtype: str):
+        # fla's blocks are triton kernels: measured on CUDA (where the fine-tune moves the model next anyway) or
+        # under triton's CPU interpreter; plain CPU cannot run them
+        device = next(model.parameters()).device
+        if device.type != "cuda":
+            if torch.cuda.is_available():
+                model.to("cuda")
+            elif os.environ.get("TRITON_INTERPRET") != "1":
+                raise FamilyError("fla's decoder blocks run only on CUDA (or with TRITON_INTERPRET=1): "
+                                  "no memory plan on this CPU")
+        return super().probe_layer(model, dtype)
+
     def path(self, backbone: nn.Module, device) -> str:
         if str(device).split(":")[0] == "cuda":
             return "fla's triton kernels"

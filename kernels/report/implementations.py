@@ -29,7 +29,9 @@ def implementation_table(data: ReportData) -> pd.DataFrame:
         own = efficiency[efficiency["model"] == model]
         implementation = "; ".join(sorted({str(v) for v in own["implementation"].dropna()})) or "not recorded"
         source = "; ".join(sorted({str(v) for v in own.get("flops_source", pd.Series(dtype=str)).dropna()}))
-        kernels = "; ".join(sorted({str(v) for v in own.get("kernels", pd.Series(dtype=str)).dropna()}))
+        # the kernels column says which GLA / HGRN ops this package's models ran; other libraries run their own
+        kernels = ("; ".join(sorted({str(v) for v in own.get("kernels", pd.Series(dtype=str)).dropna()}))
+                   if implementation.startswith("kernels ") else "the library's own")
         rows.append({"Model": data.labels[model], "Implementation": implementation, "Kernels": kernels or "–",
                      "FLOPs per token": source or "formula",
                      "Slow path": "yes" if is_slow_path(implementation) else "no"})
