@@ -51,3 +51,23 @@ def test_fla_checkpoint_loads_every_tensor_and_fla_mamba_has_transformers_names(
         classes = resolve(library, "mamba")
         names[library] = {k: tuple(v.shape) for k, v in classes.causal_lm(classes.config(**fields)).state_dict().items()}
     assert names["fla"].keys() == names["transformers"].keys()
+
+
+def test_readme_zoo_disk_and_gpu_hours_are_the_computed_plans():
+    from pathlib import Path
+
+    from kernels.training.compute import compute_plan
+    from kernels.training.disk import disk_plan, merged_config
+
+    repo = Path(__file__).resolve().parents[1]
+    config = merged_config([repo / "config" / name for name in ("config.yaml", "paper.yaml", "zoo.yaml")])
+    readme = (repo / "README.md").read_text()
+    disk = disk_plan(config)
+    assert disk.uncounted_models == ("gsa",) and disk.finetuned_models == 9 * 5 * 3
+    for value in (disk.finetuned_gb, disk.pretrained_gb, disk.checkpoint_gb_per_job, disk.total_gb):
+        assert f"{value:.1f} GB" in readme, value
+    compute = compute_plan(config)
+    assert compute["uncounted_models"] == ["gsa"] and len(compute["models"]) == 9
+    assert f"{compute['total_gpu_hours']:.1f} GPU-hours" in readme
+    methods = {name: row["method"] for name, row in compute["models"].items()}
+    assert methods["transformer_pp"] == "formula" and methods["retnet"] == "6 x linear weights"

@@ -1,5 +1,6 @@
-"""The three architectures as transformers config/model classes, and one entry point to build or load
-a sequence classifier of any family.
+"""The three native architectures as transformers config/model classes, and one entry point to build or load
+a sequence classifier of any of them (the family registry, :mod:`kernels.families`, declares them and is what
+stages ask; the generic families ``hf`` / ``fla`` use :mod:`kernels.models.generic`'s classifier instead).
 
 Families (``config["models"][name]["family"]``):
 - ``transformer_pp``: Llama-style Transformer++ (``kernels.models.transformer``, model_type ``transformer``)

@@ -11,9 +11,12 @@ layer saves for backward. The estimate::
 
 ``per-token activations`` and the ``fixed part`` (weight copies a layer saves, e.g. bf16 casts under
 autocast) are *measured*, not counted by hand: ``probe_layer`` runs the model's last decoder block on
-two short random inputs on the CPU, under the job's autocast, and adds up the bytes of every tensor
+two short inputs on the CPU, under the job's autocast, and adds up the bytes of every tensor
 autograd keeps (each storage once, parameters excluded); the difference between the two lengths is
-the per-token part. The probe runs the pure-PyTorch kernels; fla's triton kernels on CUDA save
+the per-token part. How the block is run is the model's family's (kernels.families): the native families'
+blocks are called alone on random hidden states (``probe_backbone_block``); any other backbone's last block is
+called again on the inputs a hook captured while the whole classifier ran (``probe_captured_layer``), which
+needs no rule of the library's (fla's blocks are probed on CUDA: they are triton kernels). The probe runs the pure-PyTorch kernels; fla's triton kernels on CUDA save
 similar tensors, so on GPUs the estimate is an approximation (it leaves out the CUDA context, which
 ``torch.cuda.mem_get_info`` has already taken from the free memory it reports).
 
