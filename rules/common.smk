@@ -79,7 +79,9 @@ def _check_config_semantics():
             )
     errors = []
     for name, model in config["models"].items():
-        errors += _families.model_errors(name, model)
+        errors += _families.model_errors(
+            name, model, selected=not selected or name in selected
+        )
         settings = {**config["finetune"], **(model.get("finetune") or {})}
         budget = settings.get("max_tokens_per_step")
         if budget is not None and budget < settings["max_length"]:

@@ -39,9 +39,11 @@ HAS_FLA = importlib.util.find_spec("fla") is not None and importlib.util.find_sp
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("zoo")
+    # the checkout's package, whichever one is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))}
     for module in ("kernels.rehearsal", "kernels.rehearsal.zoo"):
         subprocess.run([sys.executable, "-m", module, "rehearsal"], cwd=workdir, check=True, capture_output=True,
-                       text=True, timeout=600)
+                       text=True, timeout=600, env=env)
     run_snakemake(workdir, "--cores", "2", "report", "--configfile", *map(str, CONFIGS), timeout=1800)
     return workdir
 

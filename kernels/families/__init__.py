@@ -204,9 +204,10 @@ def library_error(decl: Declaration, where: str) -> str | None:
             f"install it with {decl.install_hint}")
 
 
-def model_errors(name: str, entry: dict[str, Any]) -> list[str]:
+def model_errors(name: str, entry: dict[str, Any], selected: bool = True) -> list[str]:
     """Everything wrong with config entry ``models.<name>`` that can be known before any job runs; each
-    message names the key (``models.<name>.family`` / ``.arch.<key>`` / ``.pretrained``)."""
+    message names the key (``models.<name>.family`` / ``.arch.<key>`` / ``.pretrained``). A model left out by
+    ``selected_models`` (``selected=False``) may name a library that is not installed here."""
     where = f"models.{name}"
     family_name = entry.get("family")
     if family_name not in DECLARATIONS:
@@ -214,7 +215,7 @@ def model_errors(name: str, entry: dict[str, Any]) -> list[str]:
     decl = DECLARATIONS[family_name]
     problem = library_error(decl, where)
     if problem is not None:
-        return [problem]
+        return [problem] if selected else []
     arch = dict(entry.get("arch") or {})
     pretrained = entry.get("pretrained")
     if decl.kind == "native":

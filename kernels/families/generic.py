@@ -168,31 +168,39 @@ def classifier_keys(state: dict[str, torch.Tensor], origin: dict, prefix: str):
     return ({rename(k): v for k, v in state.items()}, {rename(k): v for k, v in origin.items()})
 
 
-# CUDA kernel packages that transformers' recurrent models use instead of their pure-PyTorch path.
-FAST_PATH_PACKAGES = ("mamba_ssm", "causal_conv1d")
+# Optional kernel packages that transformers' recurrent models run instead of their pure-PyTorch slow path, by
+# the name their modeling file refers to them with (the package to look for; None: fetched from the hub).
+FAST_PATH_KERNELS = {"mamba_ssm": "mamba_ssm", "causal_conv1d": "causal_conv1d", "is_xlstm_available": "xlstm",
+                     "rwkv_cuda_kernel": None}
+FAST_PATH_PACKAGES = tuple(p for p in FAST_PATH_KERNELS.values() if p)
+
+
+def fast_path_kernels(backbone: nn.Module) -> list[str]:
+    """The optional kernels the backbone's modeling file can use (empty: it has one PyTorch path only)."""
+    import sys
+
+    module = sys.modules.get(type(backbone).__module__)
+    try:
+        source = open(module.__file__, encoding="utf-8").read() if module and module.__file__ else ""
+    except OSError:
+        source = ""
+    return [marker for marker in FAST_PATH_KERNELS if marker in source]
 
 
 class TransformersFamily(GenericFamily):
     """``family: hf``: transformers' own implementation of a model type."""
 
     def path(self, backbone: nn.Module, device) -> str:
-        import sys
-
-        module = sys.modules.get(type(backbone).__module__)
-        source = ""
-        try:
-            source = open(module.__file__, encoding="utf-8").read() if module and module.__file__ else ""
-        except OSError:
-            pass
-        has_fast_path = any(name in source for name in FAST_PATH_PACKAGES) or "kernelized" in source
-        if not has_fast_path:
-            return "PyTorch (transformers has no separate kernel path for this model)"
+        markers = fast_path_kernels(backbone)
+        if not markers:
+            return "PyTorch (transformers has one implementation of this model)"
+        packages = sorted({FAST_PATH_KERNELS[m] or "hub kernels" for m in markers})
         if str(device).split(":")[0] != "cuda":
-            return "slow path (pure PyTorch; transformers' CUDA kernels need a GPU)"
-        found = [name for name in FAST_PATH_PACKAGES if importlib.util.find_spec(name) is not None]
+            return f"slow path (pure PyTorch; the fast path's kernels, {', '.join(packages)}, need a GPU)"
+        found = [p for p in packages if p != "hub kernels" and importlib.util.find_spec(p) is not None]
         if found:
-            return f"fast path available ({', '.join(found)} CUDA kernels)"
-        return f"slow path (pure PyTorch: {' / '.join(FAST_PATH_PACKAGES)} not installed)"
+            return f"fast path available ({', '.join(found)} installed)"
+        return f"slow path (pure PyTorch: {' / '.join(packages)} not installed)"
 
 
 class FlaFamily(GenericFamily):
@@ -219,4 +227,5 @@ class FlaFamily(GenericFamily):
         return "fla's triton kernels (CPU: needs TRITON_INTERPRET=1)"
 
 
-__all__ = ["GenericFamily", "TransformersFamily", "FlaFamily", "classifier_keys", "FAST_PATH_PACKAGES"]
+__all__ = ["GenericFamily", "TransformersFamily", "FlaFamily", "classifier_keys", "FAST_PATH_KERNELS",
+           "fast_path_kernels"]
