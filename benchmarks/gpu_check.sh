@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Validate the GPU path on a CUDA machine in under 10 minutes; the last line is one JSON object.
+# Validate the GPU path on a CUDA machine in under 10 minutes, plus at most 4 for the zoo step; the last line is
+# one JSON object.
 #
 #   bash benchmarks/gpu_check.sh [WORKDIR]
 #

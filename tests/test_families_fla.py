@@ -69,5 +69,10 @@ def test_readme_zoo_disk_and_gpu_hours_are_the_computed_plans():
     compute = compute_plan(config)
     assert compute["uncounted_models"] == ["gsa"] and len(compute["models"]) == 9
     assert f"{compute['total_gpu_hours']:.1f} GPU-hours" in readme
+    # the recorded RetNet fields give the published model page's size (1.35B parameters)
+    from kernels.families import family
+    from kernels.rehearsal.published import ZOO_CONFIGS
+
+    assert round(family("fla").parameter_counts(ZOO_CONFIGS["fla-hub/retnet-1.3B-100B"].config)[1] / 1e9, 2) == 1.35
     methods = {name: row["method"] for name, row in compute["models"].items()}
     assert methods["transformer_pp"] == "formula" and methods["retnet"] == "6 x linear weights"
