@@ -9,8 +9,6 @@ without a formula not counted, activation checkpointing silently ignored, the pl
 from __future__ import annotations
 
 import json
-import math
-import os
 from pathlib import Path
 
 import pytest

@@ -38,12 +38,13 @@ Two layers
      (safetensors only, never remote code, every backbone tensor accounted for in
      ``model.checkpoint_loading_info``: loaded / new (only ``score.*``) / unused), ``load_finetuned(model_dir)``
      (the fine-tuning job's output directory, float32), ``parameter_counts(fields)`` (classifier and causal
-     LM on the meta device, for the disk planner), ``published_config(hub_id)`` (the recorded fields of a
-     published checkpoint, :mod:`kernels.rehearsal.published`)
+     LM on the meta device, for the disk planner), ``meta_classifier(fields)`` (for the compute planner),
+     ``published_config(hub_id)`` (the recorded fields of a published checkpoint,
+     :mod:`kernels.rehearsal.published`)
    structure
      ``backbone(model)``, ``decoder_layers(model)`` (the stack of blocks), ``supports_checkpointing(model)``,
-     ``check_checkpointing(model, where)`` (a clear error naming ``models.<name>.finetune.gradient_checkpointing``
-     where activation checkpointing is not supported)
+     ``check_checkpointing(model, where)`` (a clear error naming ``finetune.gradient_checkpointing`` where
+     activation checkpointing is not supported)
    efficiency
      ``forward_flops_per_token(config, context)`` (analytic formula, or ``None`` where none exists: the
      profiler then counts the timed step with ``torch.utils.flop_counter.FlopCounterMode``),
@@ -55,8 +56,14 @@ Two layers
    provenance
      ``implementation(model, device)``: library, version, backbone class, and which path ran (this package's
      ops or fla's kernels for native families; transformers' CUDA kernels or its pure-PyTorch slow path; fla's
-     triton kernels), recorded in ``finetune_info.json``, ``metrics.json`` and ``efficiency.csv`` and
-     labelled in the report.
+     triton kernels), recorded in ``finetune_info.json``, ``metrics.json`` and ``efficiency.csv`` (as
+     ``implementation_label``) and labelled in the report.
+
+   :func:`family_of_model` finds the family of a built classifier (the memory planner and benchmarks, which
+   get a model, not a config entry). Where the families differ is only in these methods: native ones subclass
+   :class:`kernels.families.native.NativeFamily` (formula, decode head, cache), generic ones
+   :class:`kernels.families.generic.GenericFamily` (their library's classes, resolved by
+   ``classes(model_type)``).
 
 Adding a family is one :class:`Declaration` here and one implementation class; the schema's enum of
 families is checked against :data:`DECLARATIONS` by the tests.
