@@ -60,6 +60,10 @@ def _parameter_counts(family: str, fields: dict) -> tuple[int, int]:
     return family_named(family).parameter_counts(fields)
 
 
+def _special_floats(item: dict):
+    return float(item["__float__"]) if set(item) == {"__float__"} else item
+
+
 class UnrecordedCheckpoint(KeyError):
     """A hub checkpoint whose published config is not recorded (kernels.rehearsal.published)."""
 
@@ -70,8 +74,8 @@ def model_fields(model: dict, vocab_size: int) -> dict:
     pretrained = model.get("pretrained")
     if pretrained:
         local = Path(pretrained) / "config.json"
-        if local.is_file():
-            return json.loads(local.read_text(encoding="utf-8"))
+        if local.is_file():  # transformers writes infinite floats as {"__float__": "Infinity"}
+            return json.loads(local.read_text(encoding="utf-8"), object_hook=_special_floats)
         from kernels.rehearsal.published import published_config
 
         try:
