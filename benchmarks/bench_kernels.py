@@ -39,9 +39,6 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from kernels.models import build_classifier
-from kernels.models.common import decode_state_of, state_nbytes
-
 from kernels.ops.gla import chunk_gla, fused_recurrent_gla
 from kernels.ops.gla.chunk import CHUNK_SIZE as GLA_CHUNK_SIZE
 from kernels.ops.hgrn import chunk_hgrn, fused_recurrent_hgrn
@@ -171,7 +168,10 @@ def load_model_archs(config_path: Path) -> dict[str, tuple[str, dict[str, Any]]]
 
 
 def build_model(family: str, arch: dict[str, Any]) -> torch.nn.Module:
-    return build_classifier(family, arch, vocab_size=MODEL_VOCAB_SIZE, num_labels=2, pad_token_id=0, seed=0)
+    # any registered family (kernels.families), so a config with generic models benchmarks them too
+    from kernels.families import family as family_named
+
+    return family_named(family).build(arch, vocab_size=MODEL_VOCAB_SIZE, num_labels=2, pad_token_id=0, seed=0)
 
 
 def train_tokens_per_second(model: torch.nn.Module, seq_len: int, batch: int, repeats: int) -> float:
@@ -194,7 +194,11 @@ def decode_state_bytes(model: torch.nn.Module, seq_len: int) -> int:
     """Bytes of the backbone's cached state after prefilling ``seq_len`` tokens (what decoding carries)."""
     model.eval()
     input_ids = torch.randint(1, MODEL_VOCAB_SIZE, (1, seq_len), generator=torch.Generator().manual_seed(2))
-    return state_nbytes(decode_state_of(model.model(input_ids, use_cache=True)))
+    from kernels.families import family_of_model
+
+    family = family_of_model(model)
+    _, state = family.decode_forward(family.backbone(model), input_ids, None, 0)
+    return family.state_nbytes(state)
 
 
 def model_benchmarks(config_path: Path = DEFAULT_CONFIG, seq_len: int = 512, batch: int = 2,

@@ -15,6 +15,10 @@
 #   fla_layers  benchmarks/bench_fla_layers.py: our GLA / HGRN-bit layers against fla's own
 #   rehearsal   optional: the Snakemake paper rehearsal on CUDA with fla required, only where the
 #               workflow's own dependencies import and enough of the budget is left
+#   zoo         optional, likewise (after the rehearsal, whose inputs it reuses): the zoo rehearsal on CUDA
+#               (config/zoo.yaml + tests/configs/zoo_rehearsal.yaml + benchmarks/gpu_zoo.yaml): fla-hub's
+#               RetNet and HGRN2 stand-ins on fla's triton kernels beside transformers' Mamba; the summary checks
+#               that every fla model's outputs name fla's triton kernels as their implementation
 # fla's kernels ship without tuned configurations: KERNELS_AUTOTUNE_CONFIGS (default 1 here) bounds the
 # candidates compiled per kernel, the same for our layers and fla's (kernels/ops/autotune.py).
 set -uo pipefail
@@ -120,5 +124,24 @@ elif (cd "$work" && "$python" -m kernels.rehearsal rehearsal >"$work/rehearsal_i
         "$repo/tests/configs/paper_rehearsal.yaml" "$repo/benchmarks/gpu_rehearsal.yaml"
 else
     record rehearsal failed 0 "" "" "its inputs could not be written (rehearsal_inputs.log)"
+fi
+
+# 5. optional: the zoo rehearsal on CUDA (the paper rehearsal's tokenizer and data, fla-hub's stand-ins)
+if [ "$CUDA" != 1 ]; then
+    skip zoo "CUDA is not available"
+elif [ "$REHEARSAL_READY" != 1 ]; then
+    skip zoo "optional, needs the workflow's dependencies; not importable here: $REHEARSAL_MISSING"
+elif [ ! -f "$work/rehearsal/tokenizer/tokenizer.json" ]; then
+    skip zoo "optional, needs the paper rehearsal's inputs, which step rehearsal did not write"
+elif [ "$(time_left)" -lt 200 ]; then
+    skip zoo "optional, not enough of the ${budget} s budget left ($(time_left) s; GPU_CHECK_BUDGET_S raises it)"
+elif (mkdir -p "$work/zoo" && ln -sfn "$work/rehearsal" "$work/zoo/rehearsal" && cd "$work/zoo" &&
+    "$python" -m kernels.rehearsal.zoo rehearsal >"$work/zoo_inputs.log" 2>&1); then
+    run_step zoo $(($(time_left) - 10)) "$python" -m snakemake -s "$repo/Snakefile" --directory "$work/zoo" \
+        --cores 8 --resources gpu=1 report --configfile "$repo/config/paper.yaml" "$repo/config/zoo.yaml" \
+        "$repo/tests/configs/paper_rehearsal.yaml" "$repo/tests/configs/zoo_rehearsal.yaml" \
+        "$repo/benchmarks/gpu_zoo.yaml"
+else
+    record zoo failed 0 "" "" "its inputs could not be written (zoo_inputs.log)"
 fi
 touch "$work/finished"

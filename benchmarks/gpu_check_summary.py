@@ -2,8 +2,8 @@
 
 Reads what the steps left in WORKDIR (``steps.jsonl``: one record per step with its status, seconds and
 reason; ``env.json``; the ``gpu`` tests' JUnit XML; the benchmarks' last JSON lines; the rehearsal's
-outputs) and prints one JSON object. Exit status 0 when the GPU path was validated (CUDA present, every
-step that ran passed, the optional rehearsal passed or was skipped), 1 otherwise. Needs only the standard
+outputs, the zoo rehearsal's) and prints one JSON object. Exit status 0 when the GPU path was validated (CUDA present, every
+step that ran passed, the optional rehearsal and zoo steps passed or were skipped), 1 otherwise. Needs only the standard
 library: it must speak even when everything else failed.
 
     python benchmarks/gpu_check_summary.py WORKDIR START_EPOCH_SECONDS
@@ -93,6 +93,21 @@ def rehearsal_details(work: Path) -> dict:
             "fla_kernels_ran": bool(calls) and all((n or 0) > 0 for n in calls.values())}
 
 
+def zoo_details(work: Path) -> dict:
+    """Which implementation ran each fla model of the zoo rehearsal: fla's triton kernels, or not."""
+    paths = {}
+    for path in glob.glob(str(work / "zoo/results/models/*/*/seed*/finetune_info.json")):
+        info = json.loads(Path(path).read_text())
+        if info.get("family") == "fla":
+            paths[path.split("/results/")[1]] = (info.get("implementation") or {}).get("path")
+    return {"report": (work / "zoo/results/report/index.html").exists(), "fla_paths": sorted(set(paths.values())),
+            "fla_kernels_ran": bool(paths) and set(paths.values()) == {FLA_TRITON_PATH}}
+
+
+# what kernels.families.generic records as the path of a model on fla's triton kernels
+FLA_TRITON_PATH = "fla's triton kernels"
+
+
 def summarize(work: Path, start: float) -> dict:
     steps = read_steps(work)
     env = json.loads((work / "env.json").read_text()) if (work / "env.json").exists() else {}
@@ -105,6 +120,8 @@ def summarize(work: Path, start: float) -> dict:
         steps["fla_layers"].update(last_json_line(work / "fla_layers.log") or {})
     if steps.get("rehearsal", {}).get("status") == "ok":
         steps["rehearsal"].update(rehearsal_details(work))
+    if steps.get("zoo", {}).get("status") == "ok":
+        steps["zoo"].update(zoo_details(work))
     cuda = bool(env.get("cuda"))
     fla = env.get("kernels") == "fla"
     ok = (cuda and fla and all(steps.get(name, {}).get("status") == "ok" for name in REQUIRED_STEPS)
@@ -112,8 +129,10 @@ def summarize(work: Path, start: float) -> dict:
           and bool(steps["gpu_step"].get("all_ok"))
           and steps.get("rehearsal", {}).get("status", "skipped") in ("ok", "skipped")
           and (steps.get("rehearsal", {}).get("status") != "ok"
-               or (steps["rehearsal"]["kernels"] == ["fla"] and steps["rehearsal"]["fla_kernels_ran"])))
-    order = [name for name in ("env", "gpu_tests", "gpu_step", "gpu_step_cpu_smoke", "fla_layers", "rehearsal")
+               or (steps["rehearsal"]["kernels"] == ["fla"] and steps["rehearsal"]["fla_kernels_ran"]))
+          and steps.get("zoo", {}).get("status", "skipped") in ("ok", "skipped")
+          and (steps.get("zoo", {}).get("status") != "ok" or steps["zoo"]["fla_kernels_ran"]))
+    order = [name for name in ("env", "gpu_tests", "gpu_step", "gpu_step_cpu_smoke", "fla_layers", "rehearsal", "zoo")
              if name in steps]
     reached = next((name for name in reversed(order) if steps[name].get("status") != "skipped"), None)
     return {"ok": ok, "cuda": cuda, "device": env.get("device"), "kernels": env.get("kernels"),

@@ -28,9 +28,25 @@ def _load_standalone(relative, name):
     return loaded
 
 
+def _load_standalone_package(relative, name):
+    """A torch-free kernels subpackage loaded from its directory as a package of its own (its modules import
+    each other relatively), for the same reason as `_load_standalone`."""
+    directory = os.path.join(REPO, "kernels", relative)
+    spec = importlib.util.spec_from_file_location(
+        name,
+        os.path.join(directory, "__init__.py"),
+        submodule_search_locations=[directory],
+    )
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
 _tasks = _load_standalone("data/tasks.py", "_workflow_task_table")
-_arch_rules = _load_standalone("models/arch_rules.py", "_workflow_arch_rules")
 _pretrained = _load_standalone("pretrained.py", "_workflow_pretrained")
+# the family registry's plan-time layer: families, their libraries and config keys (kernels/families)
+_families = _load_standalone_package("families", "_workflow_families")
 TASKS, ADVGLUE_SETS = _tasks.TASKS, _tasks.ADVGLUE_SETS
 
 
@@ -65,8 +81,8 @@ def _check_config_semantics():
             )
     errors = []
     for name, model in config["models"].items():
-        errors += _arch_rules.arch_errors(
-            model["family"], model.get("arch") or {}, f"models.{name}.arch"
+        errors += _families.model_errors(
+            name, model, selected=not selected or name in selected
         )
     for name in config.get("selected_models") or config["models"]:
         # before any job runs, so that a bad checkpoint never costs the previous outputs of a job
@@ -203,7 +219,7 @@ def bundled_glue_inputs(wildcards):
     )
 
 
-MODEL_CODE = ("models", "ops", "modules")
+MODEL_CODE = ("models", "ops", "modules", "families")
 
 
 # Finetune settings that are not hyper-parameters: resources and threads are requests, and checkpoint

@@ -35,4 +35,5 @@ def test_ci_also_runs_the_heavy_tests_the_default_run_leaves_out():
     readme_test = ci_lines.index(_quick_start_commands()[1])
     assert "python -m pytest -m heavy" in ci_lines[readme_test + 1:]
     heavy_tests = [p.name for p in (REPO / "tests").glob("test_*.py") if re.search(r"^@pytest\.mark\.heavy$", p.read_text(), re.M)]
-    assert sorted(heavy_tests) == ["test_gpu_check.py", "test_paper_rehearsal.py", "test_slurm.py"]
+    assert sorted(heavy_tests) == ["test_gpu_check.py", "test_paper_rehearsal.py", "test_slurm.py",
+                                   "test_zoo_rehearsal.py"]

@@ -139,6 +139,8 @@ CHANGES = {
     "report.title": ("Another title", set()),
     "report.width": (500, set()),
     "report.height": (300, set()),
+    # the crossover baseline: only the report reads it
+    "report.baseline": ("mmfree", set()),
 }
 # attack settings of some recipes: only those recipes' attack jobs read them
 RECIPE_KEYS = {"attack.beam_width": {"hotflip"}, "attack.hotflip_max_words": {"hotflip"},
@@ -227,7 +229,8 @@ def schema_leaves(node: dict, defs: dict, prefix: str = ""):
 
 # covered elsewhere: a pretrained checkpoint needs one on disk (tests/test_pretrained_sources.py), and
 # models.<name>.finetune holds the finetune settings (its keys are walked as finetune.* plus the examples)
-ELSEWHERE = {"models.gla.pretrained"}
+# models.<name>.arch.model_type: only generic families (hf, fla) take it, test_generic_model_type_reaches_its_model_jobs
+ELSEWHERE = {"models.gla.pretrained", "models.gla.arch.model_type"}
 
 
 def test_every_value_of_the_config_has_its_readers_listed():
@@ -336,3 +339,15 @@ def test_the_default_target_names_every_contract_file(workdir, base):
                  "results/attacks/gla/sst2/seed0/hotflip.search.json", "results/tokenizer/tokenizer_config.json",
                  "results/data/glue/rte/validation.parquet", "results/data/advglue/mnli-mm.parquet"):
         assert name in outputs, name
+
+
+def test_generic_model_type_reaches_its_model_jobs(workdir, base):
+    """A from-scratch generic model's architecture (its model_type too) re-runs that model's fine-tune and
+    profile jobs, and what reads the fine-tuned model, nothing of the other models."""
+    generic = copy.deepcopy(base)
+    generic["models"]["ssm"] = {"family": "hf", "label": "SSM",
+                                "arch": {"model_type": "mamba2", "hidden_size": 32, "num_hidden_layers": 1}}
+    before, after = signatures_of_each(workdir, [generic, with_value(generic, "models.ssm.arch.model_type", "mamba")])
+    jobs = changed_jobs(before, after)
+    assert {rule for rule, _ in jobs} - EVERY_VALUE == {"finetune", "profile"}
+    assert {dict(w).get("model") for rule, w in jobs} - {None} == {"ssm"}

@@ -18,10 +18,10 @@ def load_finetuned(family: str, model_dir: str | Path):
     Weights saved in bf16 are loaded as float32, as fine-tuning held them; the training precision comes
     from autocast (see ``evaluate_job``), not from the storage dtype.
     """
-    from kernels.models import classifier_class
+    from kernels.families import family as family_named
     from kernels.tokenization import load_tokenizer
 
-    model = classifier_class(family).from_pretrained(str(model_dir), dtype=torch.float32)
+    model = family_named(family).load_finetuned(model_dir, dtype=torch.float32)
     return model, load_tokenizer(model_dir)
 
 
@@ -38,6 +38,7 @@ def evaluate_job(*, model_dir: str | Path, family: str, task: str, glue_paths: l
                  max_length: int, device: str = "cpu", threads: int | None = None, model_name: str | None = None,
                  seed: int | None = None, dtype: str = "float32", require_fla: bool = False) -> dict:
     """Predict and score one fine-tuned model; ``dtype`` is the autocast dtype (the fine-tuning one)."""
+    from kernels.families import family as family_named
     from kernels.ops.backend import fla_call_record, fla_kernel_calls, kernel_provenance
     from kernels.ops.backend import require_fla as check_fla
     from kernels.training.loop import resolve_device
@@ -58,7 +59,8 @@ def evaluate_job(*, model_dir: str | Path, family: str, task: str, glue_paths: l
                               bootstrap_seed=int(seed or 0), model=model_name, seed=seed)
     # fla_kernel_calls: calls of fla's kernels by the predictions above, proof that they ran
     metrics["provenance"] = {**kernel_provenance(resolve_device(device)), **fla_call_record(calls_before),
-                             "autocast_dtype": dtype}
+                             "autocast_dtype": dtype,
+                             "implementation": family_named(family).implementation(model, resolve_device(device))}
     write_parquet(predictions_path, predictions)
     write_json(metrics_path, metrics)
     return metrics

@@ -1,5 +1,6 @@
-"""The three architectures as transformers config/model classes, and one entry point to build or load
-a sequence classifier of any family.
+"""The three native architectures as transformers config/model classes, and one entry point to build or load
+a sequence classifier of any of them (the family registry, :mod:`kernels.families`, declares them and is what
+stages ask; the generic families ``hf`` / ``fla`` use :mod:`kernels.models.generic`'s classifier instead).
 
 Families (``config["models"][name]["family"]``):
 - ``transformer_pp``: Llama-style Transformer++ (``kernels.models.transformer``, model_type ``transformer``)
@@ -34,17 +35,14 @@ import logging
 import os
 from typing import Any
 
+from kernels.families import DECLARATIONS as _DECLARATIONS
+
 logger = logging.getLogger(__name__)
 
-FAMILIES = {
-    # family -> (module, config class, backbone class, classifier class, causal LM class)
-    "transformer_pp": ("kernels.models.transformer", "TransformerConfig", "TransformerModel",
-                       "TransformerForSequenceClassification", "TransformerForCausalLM"),
-    "gla": ("kernels.models.gla", "GLAConfig", "GLAModel",
-            "GLAForSequenceClassification", "GLAForCausalLM"),
-    "mmfree": ("kernels.models.hgrn_bit", "HGRNBitConfig", "HGRNBitModel",
-               "HGRNBitForSequenceClassification", "HGRNBitForCausalLM"),
-}
+# family -> (module, config class, backbone class, classifier class, causal LM class) of the native families,
+# as the family registry declares them (kernels.families: the one place that lists families).
+FAMILIES = {name: (d.module, d.classes["config"], d.classes["backbone"], d.classes["classifier"], d.classes["causal_lm"])
+            for name, d in _DECLARATIONS.items() if d.kind == "native"}
 
 
 def _family_attr(family: str, index: int):
@@ -166,9 +164,11 @@ def load_classifier(family: str, source: str | os.PathLike, *, num_labels: int, 
 
 
 def _register_families() -> None:
-    """Import every family subpackage: each registers itself with the Auto classes on import."""
+    """Import every family subpackage: each registers itself with the Auto classes on import (the generic
+    families' classifier too, as model type ``backbone_classifier``)."""
     for module, *_ in FAMILIES.values():
         importlib.import_module(module)
+    importlib.import_module("kernels.models.generic")
 
 
 _register_families()

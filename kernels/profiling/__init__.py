@@ -1,5 +1,6 @@
 """Efficiency profiling: latency, throughput and memory of train / prefill / decode over a grid of
-sequence lengths and batch sizes, analytic FLOPs, and log-log scaling slopes.
+sequence lengths and batch sizes, FLOPs (analytic per family, or counted with FlopCounterMode where a family
+has no formula), and log-log scaling slopes.
 
 Entry points: :func:`profile_model` (one model's sweep -> DataFrame in :data:`COLUMNS` order),
 :func:`settings_from_dict`, :func:`fit_slopes`, :func:`combine_efficiency`, :func:`flops_per_token`,

@@ -1,4 +1,7 @@
-"""Analytic FLOPs per token, per family.
+"""Analytic FLOPs per token, per family (the family registry, :mod:`kernels.families`, holds which formula a
+family has; generic families have none, and the profiler counts their timed steps with
+``torch.utils.flop_counter.FlopCounterMode``: every matmul, convolution and attention call that runs through
+torch, none that a triton kernel runs).
 
 Only matrix products are counted (2 FLOPs per multiply-accumulate), as in the usual ``6N`` rule;
 norms, activations, softmax and the embedding lookup are left out. Each mode counts the head its timed step
@@ -39,13 +42,9 @@ the optimizer step, Python overhead) costs time but earns no FLOPs, so it lowers
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from kernels.modules import intermediate_size_for
-
-# The reference Llama model used to check the profiler has the same FLOPs as Transformer++.
-ATTENTION_FAMILIES = ("transformer_pp", "llama_reference")
-
 
 def _get(config: Any, *names: str, default: Any = None) -> Any:
     for name in names:
@@ -89,19 +88,11 @@ def _mmfree_layer(config: Any, hidden: int) -> float:
     return 3 * 2 * hidden * inner + 2 * inner * hidden + 2 * hidden * 2 * width + 2 * width * hidden
 
 
-def forward_flops_per_token(family: str, config: Any, context: float) -> float:
-    """Forward FLOPs of one token that attends to ``context`` positions (see module docstring)."""
+def native_forward_flops(config: Any, per_layer: Callable[[int], float]) -> float:
+    """Layers x ``per_layer(hidden size)`` plus the classification head (the native families' formulas)."""
     hidden = int(_get(config, "hidden_size"))
     layers = int(_get(config, "num_hidden_layers", "num_layers"))
-    if family in ATTENTION_FAMILIES:
-        per_layer = _transformer_layer(config, hidden, context)
-    elif family == "gla":
-        per_layer = _gla_layer(config, hidden)
-    elif family == "mmfree":
-        per_layer = _mmfree_layer(config, hidden)
-    else:
-        raise ValueError(f"no FLOPs formula for model family {family!r}")
-    return layers * per_layer + classifier_head_flops_per_token(config)
+    return layers * per_layer(hidden) + classifier_head_flops_per_token(config)
 
 
 def classifier_head_flops_per_token(config: Any) -> float:
@@ -111,8 +102,20 @@ def classifier_head_flops_per_token(config: Any) -> float:
 
 def lm_head_flops_per_token(config: Any) -> float:
     """The language-model head (hidden -> vocabulary) every decoded token goes through in a decode point: the
-    model's own ``lm_head`` or one of its shape (kernels.profiling.measure.decode_head)."""
+    model's own ``lm_head`` or one of its shape (the family's ``decode_head``, see kernels.profiling.measure)."""
     return 2 * int(_get(config, "hidden_size")) * int(_get(config, "vocab_size"))
+
+
+# The per-layer formulas of the native families (kernels.families.native picks one per family).
+transformer_layer_flops, gla_layer_flops, mmfree_layer_flops = _transformer_layer, _gla_layer, _mmfree_layer
+
+
+def forward_flops_per_token(family: str, config: Any, context: float) -> float | None:
+    """Forward FLOPs of one token that attends to ``context`` positions (see module docstring), or None where
+    the family has no formula (its FLOPs are then counted, see :mod:`kernels.profiling.measure`)."""
+    from kernels.families import family as family_named
+
+    return family_named(family).forward_flops_per_token(config, context)
 
 
 def mode_context(mode: str, seq_len: int, decode_tokens: int) -> float:
@@ -124,10 +127,13 @@ def mode_context(mode: str, seq_len: int, decode_tokens: int) -> float:
     raise ValueError(f"unknown profiling mode {mode!r}")
 
 
-def flops_per_token(family: str, config: Any, mode: str, seq_len: int, decode_tokens: int) -> float:
+def flops_per_token(family: str, config: Any, mode: str, seq_len: int, decode_tokens: int) -> float | None:
     """FLOPs per processed token in ``mode``: forward only, or forward + backward (3x) for ``train``; a decoded
-    token runs the language-model head, not the classification head (module docstring)."""
+    token runs the language-model head, not the classification head (module docstring). None where the family
+    has no formula."""
     forward = forward_flops_per_token(family, config, mode_context(mode, seq_len, decode_tokens))
+    if forward is None:
+        return None
     if mode == "decode":
         return forward - classifier_head_flops_per_token(config) + lm_head_flops_per_token(config)
     return 3 * forward if mode == "train" else forward

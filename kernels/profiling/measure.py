@@ -14,11 +14,18 @@ What each mode runs:
   from the same initial weights at every point (restored afterwards).
 - ``prefill``: a forward pass of the classifier under autocast.
 - ``decode``: after an untimed prefill, one token at a time through the backbone and an LM head (the
-  model's own, or one of the family's type and shape); Transformer++ decodes into a preallocated KV cache.
+  model's own, or one of the family's type and shape), through the family's own cache (kernels.families:
+  Transformer++ decodes into a preallocated KV cache, generic families into their library's cache object).
   Its memory is the state carried between steps plus the peak growth during the decode steps over the
   memory right after the prefill, so the prefill's activations do not count.
 
 The model itself is never cast: its weights (and rotary frequency buffers) stay float32.
+
+``flops_per_token`` is the family's analytic formula (kernels.profiling.flops) where it has one; otherwise
+(the generic families) the timed step is run once more under ``torch.utils.flop_counter.FlopCounterMode``
+and its count divided by the tokens the step processes (``flops_source`` says which). The counter sees every
+matmul, convolution and attention that runs through torch (the backward pass too, for train points), none
+that a triton kernel runs (fla's token mixers on CUDA), so there it is a lower bound.
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ import contextlib
 import copy
 import dataclasses
 import importlib
-import inspect
 import itertools
 import time
 from typing import Any, Callable, Iterator
@@ -35,6 +41,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from kernels.families import family as family_named
 from kernels.ops.backend import fla_calls_since, fla_kernel_calls
 from kernels.profiling.flops import flops_per_token
 from kernels.profiling.settings import ProfileSettings
@@ -45,36 +52,20 @@ NUM_LABELS = 2
 PAD_TOKEN_ID = 0
 
 
-def build_llama_reference(spec: ModelSpec) -> torch.nn.Module:
-    """transformers' own Llama classifier: a reference Transformer++ to check the profiler against."""
-    from transformers import LlamaConfig, LlamaForSequenceClassification
-
-    torch.manual_seed(spec.seed)
-    config = LlamaConfig(vocab_size=spec.vocab_size, num_labels=NUM_LABELS, pad_token_id=PAD_TOKEN_ID,
-                         **spec.arch)
-    return LlamaForSequenceClassification(config)
-
-
 def _load_pretrained(spec: ModelSpec) -> torch.nn.Module:
-    # kernels.models.load_classifier reads safetensors only and never runs remote code.
-    from kernels.models import load_classifier
-
-    return load_classifier(spec.family, spec.pretrained, num_labels=NUM_LABELS, revision=spec.revision,
-                           config_overrides={"pad_token_id": PAD_TOKEN_ID})
+    # The family's loader reads safetensors only and never runs remote code.
+    return family_named(spec.family).load_pretrained(spec.pretrained, num_labels=NUM_LABELS, revision=spec.revision,
+                                                     config_overrides={"pad_token_id": PAD_TOKEN_ID})
 
 
 def build_model(spec: ModelSpec) -> torch.nn.Module:
-    """The classifier to profile: our family built from ``arch`` (seeded), or loaded from ``pretrained``."""
-    if spec.family == "llama_reference":
-        return build_llama_reference(spec)
+    """The classifier to profile: the family's model built from ``arch`` (seeded), or loaded from ``pretrained``."""
     if spec.pretrained:
         return _load_pretrained(spec)
-    from kernels.models import build_classifier
-
     if spec.vocab_size is None:
         raise ValueError(f"model family {spec.family!r} built from scratch needs a vocab_size")
-    return build_classifier(spec.family, spec.arch, vocab_size=spec.vocab_size, num_labels=NUM_LABELS,
-                            pad_token_id=PAD_TOKEN_ID, seed=spec.seed)
+    return family_named(spec.family).build(spec.arch, vocab_size=spec.vocab_size, num_labels=NUM_LABELS,
+                                           pad_token_id=PAD_TOKEN_ID, seed=spec.seed)
 
 
 def resolve_builder(path: str) -> Callable[[ModelSpec], torch.nn.Module]:
@@ -203,23 +194,6 @@ def _prefill_step(model, tokens, clock: Clock, settings: ProfileSettings, device
     return step
 
 
-def _state_keyword(backbone: torch.nn.Module) -> str:
-    # Our backbones take ``past_state``; transformers' own (the Llama reference) take ``cache`` (transformers 5;
-    # ``past_key_values`` before, now deprecated).
-    parameters = inspect.signature(backbone.forward).parameters
-    for name in ("past_state", "cache", "past_key_values"):
-        if name in parameters:
-            return name
-    raise TypeError(f"{type(backbone).__name__}.forward takes neither past_state nor cache nor past_key_values")
-
-
-def output_state(output: Any) -> Any:
-    """The decoding state of a backbone output: ``cache`` in transformers 5 (``past_key_values`` is its
-    deprecated alias, which warns), ``past_key_values`` in older releases."""
-    state = getattr(output, "cache", None)
-    return state if state is not None else output.past_key_values
-
-
 def decode_head(spec: ModelSpec, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """The language-model head a decoded token goes through: the model's own ``lm_head`` where it has one;
     for a classifier, one of the family's type and shape (hidden -> vocabulary; a BitLinear for MatMul-Free,
@@ -228,24 +202,14 @@ def decode_head(spec: ModelSpec, model: torch.nn.Module, device: torch.device) -
     if head is not None:
         return head
     torch.manual_seed(spec.seed)
-    config = model.config
-    if spec.family == "mmfree":
-        from kernels.ops.bitlinear import BitLinear
-
-        head = BitLinear(config.hidden_size, config.vocab_size, bias=False)
-    else:
-        head = torch.nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-    return head.to(device).eval()
+    return family_named(spec.family).decode_head(model).to(device).eval()
 
 
 def initial_decode_state(spec: ModelSpec, backbone: torch.nn.Module, max_length: int) -> Any:
-    """Transformer++ decodes into a preallocated KV cache (written in place, see
-    kernels.models.transformer.cache); the recurrent families start from None (a state of fixed size)."""
-    if spec.family == "transformer_pp":
-        from kernels.models.transformer.cache import static_cache
-
-        return static_cache(len(backbone.layers), max_length)
-    return None
+    """The state the family's decode starts from: Transformer++ a preallocated KV cache (written in place, see
+    kernels.models.transformer.cache); the others None (recurrent: a state of fixed size; generic families:
+    the library makes its own cache)."""
+    return family_named(spec.family).initial_decode_state(backbone, max_length)
 
 
 class _DecodeStep:
@@ -257,35 +221,36 @@ class _DecodeStep:
     def __init__(self, model, spec: ModelSpec, tokens, next_tokens, clock: Clock, settings: ProfileSettings,
                  device, probe=None):
         model.eval()
-        self.backbone = model.model
+        self.family = family_named(spec.family)
+        self.backbone = self.family.backbone(model)
         self.head = decode_head(spec, model, device)
-        self.keyword = _state_keyword(self.backbone)
         self.spec, self.settings, self.device = spec, settings, device
         self.tokens, self.next_tokens, self.clock, self.probe = tokens, next_tokens, clock, probe
         self.state_bytes: int | None = None
         self.growth_mb = 0.0
+        self.counter = None  # a FlopCounterMode while the FLOPs of one run are counted
 
     def __call__(self) -> list[float]:
         steps = self.next_tokens.shape[1]
         with torch.inference_mode(), autocast_context(self.device, self.settings.dtype):
             state = initial_decode_state(self.spec, self.backbone, self.tokens.shape[1] + steps)
-            output = self.backbone(input_ids=self.tokens, use_cache=True, **{self.keyword: state})
-            state = output_state(output)
-            self.head(output.last_hidden_state[:, -1:])
-            del output
+            hidden, state = self.family.decode_forward(self.backbone, self.tokens, state, 0)
+            self.head(hidden[:, -1:])
+            del hidden
             if self.probe is not None:
                 self.probe.start()
             marks = [self.clock.mark()]
-            for position in range(steps):
-                token = self.next_tokens[:, position:position + 1]
-                output = self.backbone(input_ids=token, use_cache=True, **{self.keyword: state})
-                state = output_state(output)
-                self.head(output.last_hidden_state[:, -1:])
-                marks.append(self.clock.mark())
+            with self.counter or contextlib.nullcontext():  # FLOPs of the decode steps only, when counted
+                for position in range(steps):
+                    token = self.next_tokens[:, position:position + 1]
+                    hidden, state = self.family.decode_forward(self.backbone, token, state,
+                                                               self.tokens.shape[1] + position)
+                    self.head(hidden[:, -1:])
+                    marks.append(self.clock.mark())
             durations = self.clock.durations_ms(marks)
             if self.probe is not None:
                 self.growth_mb = max(self.growth_mb, self.probe.peak_growth_mb())
-            self.state_bytes = state_nbytes(state)
+            self.state_bytes = self.family.state_nbytes(state)
             return durations
 
     def peak_mem_mb(self) -> float:
@@ -414,7 +379,12 @@ def _run_point(model, spec, mode, batch, seq_len, settings, device, probe) -> di
     median = float(np.median(samples))
     tokens_per_sample = batch if mode == "decode" else batch * seq_len
     tokens_per_s = tokens_per_sample / (median / 1e3)
+    # the memory of the timed samples, read before the step runs once more to count its FLOPs
+    peak_mem_mb = None if probe is None else (decode.peak_mem_mb() if decode is not None else probe.peak_growth_mb())
     flops = flops_per_token(spec.family, model.config, mode, seq_len, settings.decode_tokens)
+    flops_source = "formula"
+    if flops is None:  # no formula for this family: count what the step runs
+        flops, flops_source = counted_flops_per_token(step, decode, mode, batch, seq_len, settings), "FlopCounterMode"
     row = {
         "median_ms": median,
         "p10_ms": float(np.percentile(samples, 10)),
@@ -424,13 +394,34 @@ def _run_point(model, spec, mode, batch, seq_len, settings, device, probe) -> di
         "state_mb": (decode.state_bytes / batch / 2**20) if decode is not None else float("nan"),
         "flops_per_token": flops,
         "achieved_gflops": flops * tokens_per_s / 1e9,
+        "flops_source": flops_source,
+        "implementation": family_named(spec.family).implementation_label(model, device),
     }
     if probe is not None:
-        row["peak_mem_mb"] = decode.peak_mem_mb() if decode is not None else probe.peak_growth_mb()
-        row["peak_mem_source"] = "cuda_allocator"
+        row["peak_mem_mb"], row["peak_mem_source"] = peak_mem_mb, "cuda_allocator"
         if tensor_mb is not None:  # CPU: the resident-set growth stays beside it, labelled
             row["rss_peak_mb"], row["peak_mem_mb"], row["peak_mem_source"] = row["peak_mem_mb"], tensor_mb(), "tensors"
     return row
+
+
+def counted_flops_per_token(step: Callable[[], list[float]], decode: "_DecodeStep | None", mode: str, batch: int,
+                            seq_len: int, settings: ProfileSettings) -> float:
+    """FLOPs per processed token of one more run of ``step``, counted by torch's FlopCounterMode (train: the
+    forward and backward of one step; prefill: one forward; decode: the ``decode_tokens`` steps, not the
+    prefill before them)."""
+    from kernels.profiling.counting import flop_counter
+
+    counter = flop_counter()
+    if decode is not None:
+        decode.counter, probe, decode.probe = counter, decode.probe, None
+        try:
+            step()
+        finally:
+            decode.counter, decode.probe = None, probe
+        return counter.get_total_flops() / (batch * settings.decode_tokens)
+    with counter:
+        step()
+    return counter.get_total_flops() / (batch * seq_len)
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -21,6 +21,7 @@ from kernels.report.charts import FIGURE_LIST, Figure, Style, build_figure, trad
 from kernels.report.claims import (ACCURACY_COLUMNS, ROBUSTNESS_COLUMNS, Verdict, better_direction, column_verdicts,
                                    mean_components, pairwise_noise, single_class_note, single_class_sets)
 from kernels.profiling.slopes import RELIABLE_MAX_SE, RELIABLE_MIN_POINTS, is_reliable
+from kernels.report.implementations import IMPLEMENTATION_HINT, implementation_table
 from kernels.report.efficiency_tables import (crossover_statements, crossover_table, mfu_peak, mfu_table,
                                               throughput_table)
 from kernels.report.page import Section, chart_block, page, vegalite_version
@@ -477,8 +478,9 @@ def efficiency_extras(data: ReportData) -> str:
                    "no power law, e.g. a cliff where a kernel changes path). r² alone cannot decide: a flat curve "
                    "has r² near 0 however clean its points.</p>")
     crossover_hint = ('<p class="hint">Per mode, the sequence length from which each model is faster (median '
-                      "latency) and lighter (peak memory) than the Transformer++ at every longer profiled length, "
-                      "on the profiling hardware above (smallest batch size), counted only beyond the measurement "
+                      "latency) and lighter (peak memory) than the crossover baseline (report.baseline; the "
+                      "Transformer++ by default) at every longer profiled length, on the profiling hardware above "
+                      "(smallest batch size), counted only beyond the measurement "
                       f"noise: {html.escape(CROSSOVER_RULE)}. \"not ... up to\" when it is not so at the longest "
                       "length both ran. The latency and memory charts mark these lengths.</p>")
     statements = "".join(f"<li>{html.escape(s)}</li>" for s in crossover_statements(data))
@@ -492,7 +494,9 @@ def efficiency_extras(data: ReportData) -> str:
     throughput_hint = ('<p class="hint">Measured during fine-tuning: median tokens/s over the logged training '
                        "steps, per task; with several seeds mean ± sd over seeds.</p>")
     return "".join([
-        _subsection("Crossover: where the linear-time models overtake the Transformer++", crossover),
+        _subsection("Crossover: where the linear-time models overtake the baseline", crossover),
+        _subsection("Implementations: which code produced each model's numbers",
+                    IMPLEMENTATION_HINT + html_table(implementation_table(data), "implementations")),
         _subsection("Scaling exponents", slopes_hint + html_table(slopes_table(data), "slopes")),
         _subsection("MFU per model and mode", mfu_hint + html_table(mfu_table(data), "mfu-table")),
         _subsection("Fine-tuning throughput (tokens/s)", throughput_hint
@@ -547,6 +551,15 @@ def report_sections(data: ReportData, config: dict[str, Any], figures: list[tupl
     ]
 
 
+def crossover_baseline(config: dict[str, Any]) -> str | None:
+    """The model the crossover compares with: config ``report.baseline``, else the first Transformer++ model."""
+    chosen = (config.get("report") or {}).get("baseline")
+    if chosen:
+        return chosen
+    return next((name for name, entry in (config.get("models") or {}).items()
+                 if isinstance(entry, dict) and entry.get("family") == "transformer_pp"), None)
+
+
 def subtitle(config: dict[str, Any], data: ReportData) -> str:
     run = config.get("run_name", "unnamed run")
     tasks = ", ".join(config.get("tasks") or []) or "–"
@@ -567,8 +580,7 @@ def build_report(paths: dict[str, str | os.PathLike | None], html_path: str | os
     settings = {**DEFAULT_SETTINGS, **(settings or {})}
     config = config or {}
     data = load_report_data(paths, dict(models or {}), train_data)
-    data.baseline = next((name for name, entry in (config.get("models") or {}).items()
-                          if isinstance(entry, dict) and entry.get("family") == "transformer_pp"), None)
+    data.baseline = crossover_baseline(config)
     style = Style(width=int(settings["width"]), height=int(settings["height"]), labels=data.labels)
     figures = render_figures(data, style, figures_dir)
     sections = report_sections(data, config, figures)

@@ -17,9 +17,11 @@ from kernels.report.tables import (INTERVAL_NAME, INTERVAL_SHORT, ReportData, ag
                                    crossover_lengths, dominators, largest_common_point, pareto_flags, per_model_mean,
                                    score_scope, set_names, totals, with_labels)
 
-# Tableau 10: distinguishable, colour-blind friendlier than the default ordinal schemes.
+# Tableau 10: distinguishable, colour-blind friendlier than the default ordinal schemes; for more models
+# (a zoo run) Tableau 20's lighter shades follow, so up to 20 models keep colours of their own.
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-           "#9c755f", "#bab0ac"]
+           "#9c755f", "#bab0ac", "#a0cbe8", "#ffbe7d", "#ff9d9a", "#8cd17d", "#b6992d", "#f1ce63", "#86bcb6",
+           "#d4a6c8", "#d7b5a6", "#79706e"]
 HIGHLIGHT = "highlight"
 DIMMED_OPACITY = 0.15
 LEVEL_ORDER = ["all levels", "word", "sentence", "human"]
@@ -431,22 +433,24 @@ FIGURE_LIST = [
     Figure("efficiency_scaling", "efficiency", "Latency vs sequence length",
            "Median latency per training step (the fine-tuning recipe), per prefill, and per decoded token (LM "
            "head included), over the profiled sequence lengths (log-log; y axes independent per mode). A dashed "
-           "rule marks the length from which a model is faster than the Transformer++ at every longer length, "
-           "its p90 below the baseline's p10 (the crossover, stated per mode in the table below). Hover for "
-           "p10/p90, repeats and tokens/s.",
+           "rule marks the length from which a model is faster than the crossover baseline (report.baseline; the "
+           "Transformer++ by default) at every longer length, its p90 below the baseline's p10 (the crossover, "
+           "stated per mode in the table below). Hover for p10/p90, repeats and tokens/s.",
            efficiency_scaling),
     Figure("memory_scaling", "efficiency", "Peak memory vs sequence length",
            "Peak memory of one training step / prefill over what existed before it (weights; on CPU measured from "
            "tensors: the most bytes of the tensors the step creates alive at once; on CUDA the allocator's peak); "
            "decode: the state carried between tokens plus the decode steps' tensors (the prefill's activations "
            "excluded). The resident-set growth is in efficiency.csv (rss_peak_mb), for reference. A dashed rule "
-           "marks where a model becomes lighter than the Transformer++ for good.",
+           "marks where a model becomes lighter than the crossover baseline for good.",
            memory_scaling),
     Figure("mfu", "efficiency", "Model FLOPs utilisation",
-           "Matrix-product FLOPs per token (analytic, kernels.profiling.flops; a training token counts 3x its "
-           "forward, a decoded token includes the LM head) times tokens/s, over one dense matmul peak for every "
-           "model: the highest that the profile jobs measured on the same device, dtype and threads before their "
-           "points. Norms, activations, the optimizer and overhead earn no FLOPs, so they lower the MFU.",
+           "Matrix-product FLOPs per token (analytic, kernels.profiling.flops, where the family has a formula: a "
+           "training token counts 3x its forward, a decoded token includes the LM head; otherwise counted by "
+           "torch's FlopCounterMode over the timed step, backward included, which sees no triton kernel: see the "
+           "implementation table) times tokens/s, over one dense matmul peak for every model: the highest that "
+           "the profile jobs measured on the same device, dtype and threads before their points. Norms, "
+           "activations, the optimizer and overhead earn no FLOPs, so they lower the MFU.",
            mfu_scaling),
     Figure("decode_state", "efficiency", "Decode state size",
            "Bytes carried between decoding steps per sequence: a KV cache grows with the context, a "

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from kernels.report.implementations import implementation_by_model
 from kernels.report.tables import ReportData
 
 # Packages whose versions decide the numbers (torch, transformers, tokenizers) or the page (altair, vl-convert).
@@ -28,7 +29,8 @@ def _architecture(entry: dict[str, Any]) -> str:
         revision = f"@{entry['revision']}" if entry.get("revision") else ""
         return f"pretrained {entry['pretrained']}{revision}"
     arch = entry.get("arch") or {}
-    parts = [f"{title} {arch[key]}" for key, title in ARCH_FIELDS.items() if key in arch]
+    parts = ([f"{arch['model_type']}"] if arch.get("model_type") else []) + [
+        f"{title} {arch[key]}" for key, title in ARCH_FIELDS.items() if key in arch]
     return ("from scratch: " + ", ".join(parts)) if parts else "–"
 
 
@@ -36,11 +38,13 @@ def models_table(data: ReportData, config: dict[str, Any]) -> pd.DataFrame:
     """One row per model: label, family, parameter count (as profiled) and architecture."""
     efficiency = data.get("efficiency")
     params = efficiency.groupby("model")["params"].max() if efficiency is not None else pd.Series(dtype=float)
+    implementations = implementation_by_model(data)
     rows = []
     for model, label in data.labels.items():
         entry = _model_config(config, model)
         rows.append({"Model": label, "Name": model, "Family": entry.get("family", "–"),
-                     "Parameters": params.get(model, float("nan")), "Architecture": _architecture(entry)})
+                     "Parameters": params.get(model, float("nan")), "Architecture": _architecture(entry),
+                     "Implementation (profiled)": implementations.get(model, "–")})
     return pd.DataFrame(rows)
 
 

@@ -2,12 +2,15 @@
 
 ``python -m kernels.training.disk config/config.yaml config/paper.yaml`` prints the plan of the
 merged configs (later files override earlier ones, as Snakemake layers ``--configfile``). Parameters
-are counted on the meta device (no memory, no download) from each model's architecture: the
-``arch`` of a from-scratch model, or the recorded fields of the published checkpoint for the
-paper's hub ids (``kernels.rehearsal.checkpoints.PUBLISHED_CONFIGS``).
+are counted on the meta device (no memory, no download) by each model's family (kernels.families) from its
+architecture: the ``arch`` of a from-scratch model, the ``config.json`` of a local checkpoint directory, or
+the recorded fields of a published checkpoint (``kernels.rehearsal.published``; the same planner for
+``config/paper.yaml`` and ``config/zoo.yaml``). A hub id without a recorded config is listed in
+``uncounted_models`` instead of being guessed.
 
 - fine-tuned models: every (model, task, seed) keeps its weights in ``finetune.save_dtype``;
-- pretrained downloads: each checkpoint once in the Hugging Face cache, as published (bf16);
+- pretrained downloads: each checkpoint once in the Hugging Face cache, as published (bf16), however many
+  models of the config read it;
 - resumable checkpoints: while a fine-tune job runs it keeps one checkpoint, fp32 weights plus AdamW's
   two fp32 moments (12 bytes per parameter), removed once the model is written.
 """
@@ -20,16 +23,10 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 import yaml
 
 BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 CHECKPOINT_BYTES_PER_PARAM = 4 + 4 + 4  # fp32 weights, AdamW exp_avg and exp_avg_sq
-HUB_CHECKPOINTS = {  # hub id -> family whose published config describes it
-    "fla-hub/transformer-1.3B-100B": "transformer_pp",
-    "fla-hub/gla-1.3B-100B": "gla",
-    "ridger/MMfreeLM-1.3B": "mmfree",
-}
 GB = 1e9
 
 
@@ -40,6 +37,7 @@ class DiskPlan:
     pretrained_gb: float         # downloaded checkpoints (HF cache), once each
     checkpoint_gb_per_job: float  # the resumable checkpoint of one running fine-tune job
     total_gb: float              # finetuned + pretrained + one running job's checkpoint
+    uncounted_models: tuple[str, ...] = ()  # models whose published config is not recorded (not in the sums)
 
 
 def merged_config(paths: list[str | Path]) -> dict:
@@ -57,45 +55,62 @@ def merged_config(paths: list[str | Path]) -> dict:
 
 def _parameter_counts(family: str, fields: dict) -> tuple[int, int]:
     """(classifier parameters, causal-LM parameters) of ``family`` with config ``fields``, on the meta device."""
-    from kernels.models import causal_lm_class, classifier_class, config_class
+    from kernels.families import family as family_named
 
-    fields = {k: v for k, v in fields.items() if k not in ("architectures", "model_type", "torch_dtype")}
-    with torch.device("meta"):
-        classifier = classifier_class(family)(config_class(family)(num_labels=3, **fields))
-        causal_lm = causal_lm_class(family)(config_class(family)(**fields))
-    return (sum(p.numel() for p in classifier.parameters()), sum(p.numel() for p in causal_lm.parameters()))
+    return family_named(family).parameter_counts(fields)
+
+
+def _special_floats(item: dict):
+    return float(item["__float__"]) if set(item) == {"__float__"} else item
+
+
+class UnrecordedCheckpoint(KeyError):
+    """A hub checkpoint whose published config is not recorded (kernels.rehearsal.published)."""
 
 
 def model_fields(model: dict, vocab_size: int) -> dict:
+    """The config fields a model is counted from: its checkpoint's (a local directory's config.json, or the
+    recorded published fields of a hub id), or its ``arch`` with the workflow's vocabulary."""
     pretrained = model.get("pretrained")
     if pretrained:
-        from kernels.rehearsal.checkpoints import PUBLISHED_CONFIGS
+        local = Path(pretrained) / "config.json"
+        if local.is_file():  # transformers writes infinite floats as {"__float__": "Infinity"}
+            return json.loads(local.read_text(encoding="utf-8"), object_hook=_special_floats)
+        from kernels.rehearsal.published import published_config
 
-        if pretrained not in HUB_CHECKPOINTS:
-            raise ValueError(f"disk plan: no recorded config for checkpoint {pretrained!r}; known: "
-                             f"{sorted(HUB_CHECKPOINTS)}")
-        return dict(PUBLISHED_CONFIGS[HUB_CHECKPOINTS[pretrained]])
+        try:
+            return published_config(pretrained, model.get("family"))
+        except KeyError as error:
+            raise UnrecordedCheckpoint(f"disk plan: {error.args[0]}") from None
     return {**model.get("arch", {}), "vocab_size": vocab_size}
 
 
 def disk_plan(config: dict) -> DiskPlan:
     names = config.get("selected_models") or list(config["models"])
     runs = len(config["tasks"]) * len(config["seeds"])
-    finetuned = pretrained = checkpoint = 0.0
+    finetuned = checkpoint = 0.0
+    downloads: dict[str, int] = {}  # hub id or directory -> causal-LM parameters (each downloaded once)
+    counted, uncounted = 0, []
     for name in names:
         model = config["models"][name]
         settings = {**config["finetune"], **(model.get("finetune") or {})}
         save_dtype = settings.get("save_dtype") or "auto"
         save_dtype = settings["dtype"] if save_dtype == "auto" else save_dtype
-        classifier_params, lm_params = _parameter_counts(model["family"],
-                                                         model_fields(model, config["tokenizer"]["vocab_size"]))
+        try:
+            fields = model_fields(model, config["tokenizer"]["vocab_size"])
+        except UnrecordedCheckpoint:
+            uncounted.append(name)
+            continue
+        classifier_params, lm_params = _parameter_counts(model["family"], fields)
+        counted += 1
         finetuned += runs * classifier_params * BYTES[save_dtype]
         if model.get("pretrained"):
-            pretrained += lm_params * BYTES["bfloat16"]
+            downloads[model["pretrained"]] = max(downloads.get(model["pretrained"], 0), lm_params)
         checkpoint = max(checkpoint, classifier_params * CHECKPOINT_BYTES_PER_PARAM)
-    return DiskPlan(finetuned_models=len(names) * runs, finetuned_gb=round(finetuned / GB, 1),
+    pretrained = sum(downloads.values()) * BYTES["bfloat16"]
+    return DiskPlan(finetuned_models=counted * runs, finetuned_gb=round(finetuned / GB, 1),
                     pretrained_gb=round(pretrained / GB, 1), checkpoint_gb_per_job=round(checkpoint / GB, 1),
-                    total_gb=round((finetuned + pretrained + checkpoint) / GB, 1))
+                    total_gb=round((finetuned + pretrained + checkpoint) / GB, 1), uncounted_models=tuple(uncounted))
 
 
 def main() -> None:

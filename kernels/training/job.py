@@ -28,17 +28,18 @@ def make_classifier(family: str, arch: dict[str, Any] | None, pretrained: str | 
     """A seeded from-scratch classifier, or a pretrained backbone with a new classification head."""
     import torch
 
-    import kernels.models as registry
+    from kernels.families import family as family_named
 
+    registry = family_named(family)
     if pretrained:
         # The new head is initialised from the torch RNG: seed it so runs are reproducible.
         torch.manual_seed(seed)
-        return registry.load_classifier(family, pretrained, num_labels=num_labels, revision=revision,
+        return registry.load_pretrained(pretrained, num_labels=num_labels, revision=revision,
                                         allow_pickle=allow_pickle,
                                         config_overrides={"pad_token_id": tokenizer.pad_token_id})
-    return registry.build_classifier(family, dict(arch or {}), vocab_size=len(tokenizer), num_labels=num_labels,
-                                     pad_token_id=tokenizer.pad_token_id, seed=seed,
-                                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    return registry.build(dict(arch or {}), vocab_size=len(tokenizer), num_labels=num_labels,
+                          pad_token_id=tokenizer.pad_token_id, seed=seed,
+                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
 
 
 def finetune_job(*, train_path: str | Path, tokenizer_file: str | Path | None, model_dir: str | Path,
@@ -51,6 +52,7 @@ def finetune_job(*, train_path: str | Path, tokenizer_file: str | Path | None, m
     a pretrained backbone, what the checkpoint provided (every backbone tensor; only the head is new)."""
     import sys
 
+    from kernels.families import family as family_named
     from kernels.ops.backend import kernel_provenance
     from kernels.ops.backend import require_fla as check_fla
 
@@ -66,8 +68,11 @@ def finetune_job(*, train_path: str | Path, tokenizer_file: str | Path | None, m
     tokenizer = load_job_tokenizer(tokenizer_file, source, revision)
     model = make_classifier(family, arch, source, revision, tokenizer, int(num_labels), int(seed),
                             allow_pickle=allow_pickle)
+    registry = family_named(family)
+    if hyper.gradient_checkpointing:  # before any step: a backbone without it fails now, naming the key
+        registry.check_checkpointing(model)
     info = {"family": family, "pretrained": pretrained, "revision": revision,
-            "provenance": kernel_provenance(device),
+            "provenance": kernel_provenance(device), "implementation": registry.implementation(model, device),
             "checkpoint": getattr(model, "checkpoint_loading_info", None)}
     if info["checkpoint"] is not None:
         loaded = info["checkpoint"]

@@ -54,6 +54,7 @@ from kernels.io import honour_umask
 from kernels.training.batching import (EncodedExamples, batches_per_epoch, collate, encode_examples,
                                        plan_batches)
 from kernels.training.checkpoint import TrainingState, load_checkpoint, remove_checkpoint, save_checkpoint
+from kernels.families.base import FamilyError
 from kernels.models.common import set_activation_checkpointing
 from kernels.ops.backend import fla_call_record, fla_kernel_calls
 from kernels.training.memory import can_plan, check_device_memory, log_plan, plan_memory
@@ -283,8 +284,13 @@ def plan_finetune_memory(model: torch.nn.Module, encoded: EncodedExamples, hp: F
         print(f"memory plan: not available for {type(model).__name__}", file=sys.stderr)
         return None
     longest = int(min(encoded.lengths.max(), hp.max_length))
-    plan = plan_memory(model, batch_size=hp.batch_size, longest=longest, max_tokens_per_step=hp.max_tokens_per_step,
-                       gradient_checkpointing=hp.gradient_checkpointing, dtype=hp.dtype, device=str(device))
+    try:
+        plan = plan_memory(model, batch_size=hp.batch_size, longest=longest,
+                           max_tokens_per_step=hp.max_tokens_per_step,
+                           gradient_checkpointing=hp.gradient_checkpointing, dtype=hp.dtype, device=str(device))
+    except FamilyError as error:  # a family whose blocks cannot run here (fla's on a plain CPU)
+        print(f"memory plan: not available for {type(model).__name__}: {error}", file=sys.stderr)
+        return None
     try:
         plan = check_device_memory(plan, device, hp.max_length)
     finally:

@@ -11,9 +11,12 @@ layer saves for backward. The estimate::
 
 ``per-token activations`` and the ``fixed part`` (weight copies a layer saves, e.g. bf16 casts under
 autocast) are *measured*, not counted by hand: ``probe_layer`` runs the model's last decoder block on
-two short random inputs on the CPU, under the job's autocast, and adds up the bytes of every tensor
+two short inputs on the CPU, under the job's autocast, and adds up the bytes of every tensor
 autograd keeps (each storage once, parameters excluded); the difference between the two lengths is
-the per-token part. The probe runs the pure-PyTorch kernels; fla's triton kernels on CUDA save
+the per-token part. How the block is run is the model's family's (kernels.families): the native families'
+blocks are called alone on random hidden states (``probe_backbone_block``); any other backbone's last block is
+called again on the inputs a hook captured while the whole classifier ran (``probe_captured_layer``), which
+needs no rule of the library's (fla's blocks are probed on CUDA: they are triton kernels). The probe runs the pure-PyTorch kernels; fla's triton kernels on CUDA save
 similar tensors, so on GPUs the estimate is an approximation (it leaves out the CUDA context, which
 ``torch.cuda.mem_get_info`` has already taken from the free memory it reports).
 
@@ -116,17 +119,45 @@ def _autocast(device_type: str, dtype: str):
 
 
 def can_plan(model: torch.nn.Module) -> bool:
-    """Whether ``model`` is a classifier or backbone of kernels.models (whose blocks ``probe_layer`` can run)."""
+    """Whether ``model`` is a classifier of a registered family (kernels.families) whose blocks can be probed."""
+    try:
+        return len(_family_of(model).decoder_layers(model)) > 0
+    except (ValueError, AttributeError, TypeError):
+        return False
+
+
+def _family_of(model: torch.nn.Module):
+    from kernels.families import family_of_model
     from kernels.models.common import BackboneMixin
 
-    return isinstance(getattr(model, "model", model), BackboneMixin)
+    if isinstance(model, BackboneMixin):  # a bare backbone of kernels.models: the rule of its blocks
+        return _NativeBackbone()
+    return family_of_model(model)
 
 
-def probe_layer(model: torch.nn.Module, dtype: str = "float32",
-                tokens: tuple[int, int] = PROBE_TOKENS) -> LayerActivations:
-    """Measure what the last decoder block of ``model`` (a classifier or backbone of kernels.models)
-    saves for backward, on the model's device (the CPU when a job plans: before the model moves),
-    under the autocast of ``dtype`` (``float32`` or ``bfloat16``), without activation checkpointing."""
+class _NativeBackbone:
+    """A bare kernels.models backbone (not a classifier) seen through the family interface."""
+
+    @staticmethod
+    def decoder_layers(model):
+        return model.layers
+
+    @staticmethod
+    def probe_layer(model, dtype):
+        return probe_backbone_block(model, dtype)
+
+
+def probe_layer(model: torch.nn.Module, dtype: str = "float32") -> LayerActivations:
+    """Measure what one decoder block of ``model`` saves for backward, on the model's device (the CPU when a
+    job plans: before the model moves), under the autocast of ``dtype`` (``float32`` or ``bfloat16``), without
+    activation checkpointing; the model's family decides how (kernels.families: ``probe_layer``)."""
+    return _family_of(model).probe_layer(model, dtype)
+
+
+def probe_backbone_block(model: torch.nn.Module, dtype: str = "float32",
+                         tokens: tuple[int, int] = PROBE_TOKENS) -> LayerActivations:
+    """The native families' rule: the last decoder block of ``model`` (a classifier or backbone of
+    kernels.models), run alone on random hidden states of two lengths."""
     backbone = getattr(model, "model", model)
     layers = backbone.layers
     block = layers[len(layers) - 1]
@@ -169,6 +200,83 @@ def probe_layer(model: torch.nn.Module, dtype: str = "float32",
     return LayerActivations(per_token, fixed, float(input_per_token))
 
 
+def probe_captured_layer(model: torch.nn.Module, layers, dtype: str = "float32",
+                         tokens: tuple[int, int] = PROBE_TOKENS) -> LayerActivations:
+    """Family-agnostic measurement of one decoder block (the generic families' rule): the whole classifier
+    runs once per length without gradients, a hook captures the last block's inputs (hidden states and
+    whatever else the backbone passes it: masks, position embeddings), and the block alone is run again on
+    them with gradients, counting what autograd saves (as ``probe_backbone_block`` does). The hidden-state
+    input is the block's first tensor argument of shape ``[1, length, hidden]``."""
+    block = layers[len(layers) - 1]
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    embeddings = model.get_input_embeddings()
+    device = embeddings.weight.device
+    vocab = embeddings.weight.shape[0]
+    captured: dict[str, Any] = {}
+
+    def capture(module, args, kwargs):
+        captured["args"], captured["kwargs"] = args, kwargs
+
+    was_training = model.training
+    was_checkpointing = {m: m.gradient_checkpointing for m in block.modules() if hasattr(m, "gradient_checkpointing")}
+
+    def measure(length: int) -> int:
+        generator = torch.Generator().manual_seed(length)
+        ids = torch.randint(1, vocab, (1, length), generator=generator).to(device)
+        handle = block.register_forward_pre_hook(capture, with_kwargs=True)
+        try:
+            with torch.no_grad(), _autocast(device.type, dtype):
+                model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        finally:
+            handle.remove()
+        args, kwargs = list(captured["args"]), dict(captured["kwargs"])
+        hidden_at = _hidden_argument(args, kwargs, length)
+        original = args[hidden_at] if isinstance(hidden_at, int) else kwargs[hidden_at]
+        hidden = original.detach().clone().requires_grad_(True)
+        if isinstance(hidden_at, int):
+            args[hidden_at] = hidden
+        else:
+            kwargs[hidden_at] = hidden
+
+        def run():
+            with torch.enable_grad(), _autocast(device.type, dtype):
+                return block(*args, **kwargs)
+
+        return saved_tensor_bytes(run, exclude=parameters)
+
+    model.train()
+    for module in was_checkpointing:
+        module.gradient_checkpointing = False  # measure the block's own activations
+    rng_devices = [device] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=rng_devices):
+            short, long = (measure(n) for n in tokens)
+    finally:
+        model.train(was_training)
+        for module, value in was_checkpointing.items():
+            module.gradient_checkpointing = value
+    per_token = max(0.0, (long - short) / (tokens[1] - tokens[0]))
+    fixed = max(0.0, short - per_token * tokens[0])
+    hidden_size = int(getattr(model.config, "hidden_size", None) or embeddings.embedding_dim)
+    input_per_token = hidden_size * torch.empty((), dtype=embeddings.weight.dtype).element_size()
+    return LayerActivations(per_token, fixed, float(input_per_token))
+
+
+def _hidden_argument(args: list, kwargs: dict, length: int) -> int | str:
+    """Where a block's call passes the hidden states: the first ``[1, length, d]`` tensor argument."""
+    def is_hidden(value) -> bool:
+        return isinstance(value, torch.Tensor) and value.dim() == 3 and value.shape[:2] == (1, length) \
+            and value.is_floating_point()
+
+    for index, value in enumerate(args):
+        if is_hidden(value):
+            return index
+    for name in ("hidden_states", "hidden", "x"):
+        if is_hidden(kwargs.get(name)):
+            return name
+    raise ValueError("memory probe: the decoder block was called without a [batch, time, hidden] tensor")
+
+
 def model_memory(model: torch.nn.Module) -> ModelMemory:
     """Weights, gradients and AdamW moments of the trainable parameters (each shared tensor once)."""
     seen, params, trainable = set(), 0, 0
@@ -180,8 +288,7 @@ def model_memory(model: torch.nn.Module) -> ModelMemory:
         params += size
         if param.requires_grad:
             trainable += size
-    backbone = getattr(model, "model", model)
-    return ModelMemory(params, trainable, ADAMW_MOMENTS * trainable, len(backbone.layers))
+    return ModelMemory(params, trainable, ADAMW_MOMENTS * trainable, len(_family_of(model).decoder_layers(model)))
 
 
 # ------------------------------------------------------------------------------- the estimate
@@ -315,5 +422,6 @@ def log_plan(plan: dict[str, Any]) -> None:
 
 
 __all__ = ["MemoryPlanError", "LayerActivations", "ModelMemory", "saved_tensor_bytes", "can_plan", "probe_layer",
+           "probe_backbone_block", "probe_captured_layer",
            "model_memory", "micro_batch_tokens", "activation_bytes", "estimate_peak", "plan_memory",
            "largest_fitting_budget", "fit_suggestions", "check_fits", "check_device_memory", "log_plan"]
