@@ -120,7 +120,8 @@ def test_scripts_end_to_end(layout):
     table = pd.read_csv(tables / "metrics.csv")
     assert list(table.columns[:13]) == ["model", "model_label", "task", "seed", "dataset", "split", "level", "method",
                                         "metric", "value", "ci_low", "ci_high", "n"]
-    assert set(table["metric"]) == {"accuracy", "attack_success_rate", "robustness_drop", "robustness_drop_unpaired"}
+    assert set(table["metric"]) == {"accuracy", "attack_success_rate", "robustness_drop", "robustness_drop_unpaired",
+                                    "paired_adversarial_accuracy", "majority_prediction_share"}
     # two seeds: every row with an interval also has the two-level one over seeds, around the mean
     has_ci = table["ci_low"].notna()
     assert table.loc[has_ci, "ci_low_over_seeds"].notna().all()

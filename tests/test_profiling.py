@@ -380,18 +380,20 @@ def _decode_step_flops(family: str, seq_len: int) -> tuple[float, float, torch.n
     them) after a prefill of ``seq_len`` tokens, and in the LM head alone."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from kernels.profiling.measure import decode_head, initial_decode_state, output_state
+    from kernels.families import family as family_named
+    from kernels.profiling.measure import decode_head, initial_decode_state
 
     spec = ModelSpec(family=family, arch=ARCHS[family], vocab_size=VOCAB)
     model = build_model(spec).eval()
-    head, backbone = decode_head(spec, model, torch.device("cpu")), model.model
+    behaviour = family_named(family)
+    head, backbone = decode_head(spec, model, torch.device("cpu")), behaviour.backbone(model)
     tokens = torch.randint(1, VOCAB, (1, seq_len + 1), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        state = output_state(backbone(input_ids=tokens[:, :-1], use_cache=True,
-                                      past_state=initial_decode_state(spec, backbone, seq_len + 1)))
+        _, state = behaviour.decode_forward(backbone, tokens[:, :-1],
+                                            initial_decode_state(spec, backbone, seq_len + 1), 0)
         step, head_only = FlopCounterMode(display=False), FlopCounterMode(display=False)
         with step:
-            hidden = backbone(input_ids=tokens[:, -1:], use_cache=True, past_state=state).last_hidden_state
+            hidden, _ = behaviour.decode_forward(backbone, tokens[:, -1:], state, seq_len)
             head(hidden)
         with head_only:
             head(hidden)

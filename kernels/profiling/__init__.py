@@ -13,7 +13,7 @@ from kernels._lazy import lazy_exports
 _EXPORTS = {
     "flops": ["flops_per_token", "forward_flops_per_token", "lm_head_flops_per_token"],
     "spec": ["ModelSpec"],
-    "measure": ["build_model", "state_nbytes"],
+    "measure": ["build_model"],
     "peak": ["measure_matmul_peak_gflops"],
     "settings": ["ProfileSettings", "SettingsError", "settings_from_dict"],
     "slopes": ["MFU_SUMMARY_COLUMNS", "SLOPE_COLUMNS", "fit_loglog", "fit_slopes", "mfu_summary"],

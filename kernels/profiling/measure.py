@@ -75,40 +75,6 @@ def resolve_builder(path: str) -> Callable[[ModelSpec], torch.nn.Module]:
     return getattr(importlib.import_module(module), name)
 
 
-def state_nbytes(state: Any) -> int:
-    """Bytes held by the tensors of a decoding state (KV cache or recurrent state), any nesting."""
-    try:
-        from kernels.models.common import state_nbytes as family_state_nbytes
-    except ImportError:
-        family_state_nbytes = None
-    if family_state_nbytes is not None and not _is_transformers_cache(state):
-        try:
-            return int(family_state_nbytes(state))
-        except TypeError:  # a state of objects (e.g. the static KV cache): walk their attributes
-            pass
-    return _walk_nbytes(state, set())
-
-
-def _is_transformers_cache(state: Any) -> bool:
-    return type(state).__module__.startswith("transformers.")
-
-
-def _walk_nbytes(obj: Any, seen: set[int]) -> int:
-    # transformers' Cache objects keep tensors in attributes of per-layer objects, so walk attributes too.
-    if obj is None or id(obj) in seen:
-        return 0
-    seen.add(id(obj))
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(_walk_nbytes(value, seen) for value in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_walk_nbytes(value, seen) for value in obj)
-    if hasattr(obj, "__dict__") and not isinstance(obj, (type, torch.nn.Module)):
-        return sum(_walk_nbytes(value, seen) for value in vars(obj).values())
-    return 0
-
-
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
