@@ -4,7 +4,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from workflow_helpers import REPO
+
+# each benchmark runs in a process of its own for 10-30 s (about a minute in all): run with the heavy tests
+pytestmark = pytest.mark.heavy
 
 
 def test_bench_kernels_last_line_is_json_of_ratios():

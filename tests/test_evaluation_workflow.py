@@ -129,7 +129,8 @@ def test_scripts_end_to_end(layout):
     row = table[(table["model"] == families[0]) & (table["seed"] == 0) & (table["dataset"] == "glue")].iloc[0]
     assert row["value"] == pytest.approx(metrics["glue"]["validation"]["accuracy"]["value"])
     assert row["model_label"] == families[0].upper() and row["n_seeds"] == 2
-    both = table[(table["model"] == families[0]) & (table["dataset"] == "glue")]["value"]
+    both = table[(table["model"] == families[0]) & (table["dataset"] == "glue")
+                 & (table["metric"] == row["metric"])]["value"]
     assert row["mean_over_seeds"] == pytest.approx(both.mean())
     scores = pd.read_csv(tables / "advglue_scores.csv")
     assert set(scores["task"]) == {"overall", "sst2"} and not scores["complete"].any()
@@ -139,6 +140,7 @@ def test_scripts_end_to_end(layout):
     assert not (root / "checkpoints").exists() or not any((root / "checkpoints").rglob("latest.json"))
 
 
+@pytest.mark.heavy  # 35 s: a fine-tune killed and resumed
 def test_finetune_resumes_after_sigkill(layout, tmp_path):
     """A real SIGKILL mid-run: the rerun resumes from the checkpoint and ends with the same weights."""
     import safetensors.torch

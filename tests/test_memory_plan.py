@@ -176,6 +176,7 @@ print(json.dumps({{"measured": status("VmHWM") - base, "estimate": result.memory
     ("gla", True, 512, "float32"),
     ("transformer_pp", True, None, "bfloat16"),
 ])
+@pytest.mark.heavy  # 75 s: three training runs in fresh processes
 def test_estimate_is_within_20_percent_of_the_measured_peak(family, ckpt, budget, dtype, tmp_path):
     """Two optimizer steps of a 4-layer, hidden-256 model on 16 x 128-token batches, in a fresh process
     whose allocator returns freed blocks to the system (so the RSS follows the live tensors)."""

@@ -80,6 +80,7 @@ print("both work")
 """
 
 
+@pytest.mark.heavy  # 25 s: two fresh processes importing fla
 @pytest.mark.skipif(not HAS_FLA, reason="fla (with triton) is not installed")
 @pytest.mark.parametrize("fla_first", [True, False], ids=["fla-imported-first", "ours-imported-first"])
 def test_fla_in_the_same_process_both_work(fla_first):

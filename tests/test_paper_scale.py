@@ -103,6 +103,7 @@ def test_truncation_keeps_the_template(llama_tokenizer, demo_tokenizer, rte, max
 
 # ------------------------------------------------------------------------- evaluation in training dtype
 
+@pytest.mark.heavy  # 60 s: trains three models to clear decisions
 @pytest.mark.parametrize("family", ["transformer_pp", "gla", "mmfree"])
 def test_bf16_evaluation_matches_float32_predictions(family, demo_tokenizer, tmp_path):
     """Predictions in the training precision (bf16 autocast) equal the float32 pass wherever float32's

@@ -135,6 +135,18 @@ def table_paths(directory: Path) -> dict[str, Path]:
             "slopes": directory / "efficiency_slopes.csv", "significance": directory / "pairwise_significance.csv"}
 
 
+def write_tables(directory: Path, models, tasks, seeds=(0,), significance: bool = True) -> dict[str, Path]:
+    """Every table the report reads, synthetic, under ``directory``; returns their paths."""
+    paths = table_paths(directory)
+    write_metrics(paths["metrics"], models, tasks, seeds=seeds)
+    write_scores(paths["scores"], models, tasks)
+    write_throughput(paths["throughput"], models, tasks)
+    write_efficiency(paths["efficiency"], paths["slopes"], models)
+    if significance:
+        write_significance(paths["significance"], tasks, seeds=seeds)
+    return paths
+
+
 def embedded_specs(page: str) -> dict[str, dict]:
     found = re.findall(r'<script type="application/json" class="vega-spec" id="spec-([\w-]+)"[^>]*>(.*?)</script>',
                        page, flags=re.S)
@@ -153,12 +165,7 @@ def assert_figures_valid(figures_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def full_report(tmp_path_factory):
     directory = tmp_path_factory.mktemp("full")
-    paths = table_paths(directory)
-    write_metrics(paths["metrics"], MODELS, TASKS, seeds=(0, 1))
-    write_scores(paths["scores"], MODELS, TASKS)
-    write_throughput(paths["throughput"], MODELS, TASKS)
-    write_efficiency(paths["efficiency"], paths["slopes"], MODELS)
-    write_significance(paths["significance"], TASKS, seeds=(0, 1))
+    paths = write_tables(directory, MODELS, TASKS, seeds=(0, 1))
     html_path, figures = directory / "report" / "index.html", directory / "report" / "figures"
     config = {"run_name": "synthetic", "demo": True, "models": {m: {"label": l} for m, l in MODELS.items()}}
     notes = build_report(paths, html_path, figures, config=config, models=MODELS,

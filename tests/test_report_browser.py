@@ -13,8 +13,7 @@ from kernels.report import DEMO_BANNER, FIGURES, build_report
 from kernels.report.browser import (console_problems, load_report, open_browser, save_full_page_png,
                                     unavailable_reason)
 from kernels.report.charts import DIMMED_OPACITY
-from test_report import (MODELS, TASKS, table_paths, write_efficiency, write_metrics, write_scores,
-                         write_significance, write_throughput)
+from test_report import MODELS, TASKS, table_paths, write_metrics, write_tables
 
 pytestmark = pytest.mark.browser
 
@@ -52,12 +51,7 @@ def browser():
 @pytest.fixture(scope="module")
 def full_page(tmp_path_factory):
     directory = tmp_path_factory.mktemp("browser_full")
-    paths = table_paths(directory)
-    write_metrics(paths["metrics"], MODELS, TASKS)
-    write_scores(paths["scores"], MODELS, TASKS)
-    write_throughput(paths["throughput"], MODELS, TASKS)
-    write_efficiency(paths["efficiency"], paths["slopes"], MODELS)
-    write_significance(paths["significance"], TASKS)
+    paths = write_tables(directory, MODELS, TASKS)
     html_path = directory / "report" / "index.html"
     config = {"run_name": "browser", "demo": True, "tasks": TASKS, "seeds": [0],
               "models": {m: {"label": l, "family": m} for m, l in MODELS.items()}}
@@ -164,17 +158,12 @@ def test_headline_fits_the_page_at_1400_px_and_flags_single_class_models(browser
     column the demo has (GLA and MatMul-Free LM predict one class on RTE)."""
     import pandas as pd
 
-    paths = table_paths(tmp_path)
-    write_metrics(paths["metrics"], MODELS, TASKS)
+    paths = write_tables(tmp_path, MODELS, TASKS)
     metrics = pd.read_csv(paths["metrics"])
     shares = [dict(model=m, task=t, seed=0, dataset=d, split="validation" if d == "glue" else t, level="all",
                    method="all", metric="majority_prediction_share", value=1.0 if m != "transformer_pp" and t == "rte"
                    else 0.6, n=100) for m in MODELS for t in TASKS for d in ("glue", "advglue")]
     pd.concat([metrics, pd.DataFrame(shares)], ignore_index=True).to_csv(paths["metrics"], index=False)
-    write_scores(paths["scores"], MODELS, TASKS)
-    write_throughput(paths["throughput"], MODELS, TASKS)
-    write_efficiency(paths["efficiency"], paths["slopes"], MODELS)
-    write_significance(paths["significance"], TASKS)
     html_path = tmp_path / "report" / "index.html"
     build_report(paths, html_path, tmp_path / "report" / "figures", config={"demo": True}, models=MODELS)
     browser.set_window_size(1400, 900)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from kernels.report import build_report
-from test_report import embedded_specs, table_paths, write_efficiency, write_metrics, write_scores, write_throughput
+from test_report import embedded_specs, write_tables
 
 ZOO = {"transformer_pp": "Transformer++ 1.3B", "gla": "GLA 1.3B", "mmfree": "MatMul-Free LM 1.3B",
        "retnet": "RetNet 1.3B", "hgrn": "HGRN 1.3B", "hgrn2": "HGRN2 1.3B", "delta_net": "DeltaNet 1.3B",
@@ -21,11 +21,7 @@ TASKS = ["sst2", "rte"]
 @pytest.fixture(scope="module")
 def zoo_report(tmp_path_factory):
     directory = tmp_path_factory.mktemp("zoo")
-    paths = table_paths(directory)
-    write_metrics(paths["metrics"], ZOO, TASKS)
-    write_scores(paths["scores"], ZOO, TASKS)
-    write_throughput(paths["throughput"], ZOO, TASKS)
-    write_efficiency(paths["efficiency"], paths["slopes"], ZOO)
+    paths = write_tables(directory, ZOO, TASKS, significance=False)
     efficiency = pd.read_csv(paths["efficiency"])
     efficiency["implementation"] = [
         "transformers 5.24.0 MambaModel, slow path (pure PyTorch)" if m == "mamba_hf" else

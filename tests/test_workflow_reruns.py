@@ -89,6 +89,7 @@ def own_copy(checkout: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(checkout, tmp_path / "own", symlinks=True))
 
 
+@pytest.mark.heavy  # 30 s of failing Snakemake jobs
 def test_failing_model_jobs_keep_their_traceback_in_the_log(moved_checkout, tmp_path):
     """A fine-tune, an evaluation and a profiling job that stop at once (kernels.require_fla on a CPU machine)."""
     moved_checkout = own_copy(moved_checkout, tmp_path)
