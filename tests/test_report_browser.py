@@ -183,6 +183,36 @@ def test_headline_fits_the_page_at_1400_px_and_flags_single_class_models(browser
         browser.set_window_size(1300, 900)
 
 
+def test_wide_tables_scroll_in_their_box_and_the_page_never_scrolls_sideways(browser, tmp_path):
+    """Every table, the fresh attacks' recipe table (long prose per cell) included, stays inside the page at
+    1300 px: a wide one scrolls in its own box, text cells wrap. (The recipe table once made the page 5,753 px
+    wide, pushing every section's right edge off the screen.)"""
+    from test_attacks_report import write_run
+
+    paths = write_tables(tmp_path, MODELS, TASKS)
+    summaries = [write_run(tmp_path, model, ["successful"] * 3 + ["failed"] * 3, recipe=recipe)
+                 for model in MODELS for recipe in ("deepwordbug", "pwws")]
+    html_path = tmp_path / "report" / "index.html"
+    build_report(paths, html_path, tmp_path / "report" / "figures", config={"demo": True}, models=MODELS,
+                 attacks={"summaries": summaries, "transfer": []})
+    browser.set_window_size(1300, 900)  # the report's own screenshot width (kernels.report.browser.WINDOW)
+    try:
+        load_report(browser, html_path, timeout_s=RENDER_TIMEOUT_S)
+        page, scroll, escaping = browser.execute_script("""
+            var width = document.documentElement.clientWidth;
+            var out = [];
+            document.querySelectorAll("table.data").forEach(function (table) {
+              var box = table.parentElement;
+              var right = Math.min(table.getBoundingClientRect().right, box.getBoundingClientRect().right);
+              if (right > width + 1 || getComputedStyle(box).overflowX !== "auto") { out.push(table.id); }
+            });
+            return [width, document.documentElement.scrollWidth, out];""")
+        assert escaping == [] and scroll <= page, (page, scroll, escaping)
+        assert browser.find_element(By.ID, "attack-recipes").is_displayed()
+    finally:
+        browser.set_window_size(1300, 900)
+
+
 def test_not_significant_pairs_are_muted(browser, full_page):
     load_report(browser, full_page, timeout_s=RENDER_TIMEOUT_S)
     colours = browser.execute_script("""

@@ -25,6 +25,7 @@ import pandas as pd
 
 from kernels.attacks.recipes import all_recipes
 from kernels.evaluation.significance import holm_adjust, mcnemar_exact
+from kernels.report.html_tables import html_table
 
 SUMMARY_PATH = re.compile(r"(?:^|/)attacks/(?P<model>[^/]+)/(?P<task>[^/]+)/seed(?P<seed>\d+)/(?P<recipe>[^/.]+)\.json$")
 TRANSFER_PATH = re.compile(r"(?:^|/)attacks/transfer/(?P<task>[^/]+)/seed(?P<seed>\d+)/universal_triggers\.csv$")
@@ -408,7 +409,7 @@ def _html_table(frame: pd.DataFrame, table_id: str) -> str:
     for column in formatted.columns:
         if formatted[column].dtype.kind == "f":
             formatted[column] = formatted[column].map(lambda v: "–" if pd.isna(v) else f"{v:.3g}")
-    return formatted.to_html(index=False, table_id=table_id, classes="data", escape=True, border=0)
+    return html_table(formatted, table_id)
 
 
 def attack_section_html(data: AttackData, labels: dict[str, str], chart_blocks: str = "") -> str:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import html
 import json
 import os
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import vl_convert
 import yaml
@@ -18,10 +16,11 @@ import yaml
 from kernels.io import atomic_path, write_text
 from kernels.report.attacks import attack_section
 from kernels.report.charts import FIGURE_LIST, Figure, Style, build_figure, tradeoff_points
-from kernels.report.claims import (ACCURACY_COLUMNS, ROBUSTNESS_COLUMNS, Verdict, better_direction, column_verdicts,
+from kernels.report.claims import (ACCURACY_COLUMNS, ROBUSTNESS_COLUMNS, Verdict, column_verdicts,
                                    mean_components, pairwise_noise, single_class_note, single_class_sets)
 from kernels.profiling.slopes import RELIABLE_MAX_SE, RELIABLE_MIN_POINTS, is_reliable
 from kernels.report.implementations import IMPLEMENTATION_HINT, implementation_table
+from kernels.report.html_tables import html_table
 from kernels.report.efficiency_tables import (crossover_statements, crossover_table, mfu_peak, mfu_table,
                                               throughput_table)
 from kernels.report.page import Section, chart_block, page, vegalite_version
@@ -264,63 +263,6 @@ def slope_cell(fit: pd.Series) -> str:
     spread = f" ± {se:.2f}" if pd.notna(se) else ""
     reliable = is_reliable(se, n)
     return f"{float(fit['slope']):.2f}{spread} (r² {float(fit['r2']):.2f}, n {n})" + ("" if reliable else " unreliable")
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None or pd.isna(value):
-        return "–"
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return f"{int(value):,}"
-    value = float(value)
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.3f}"
-
-
-TEXT_CLASS = ' class="text"'
-NUMBER_TEXT = re.compile(r"^([+\-−]?\d|–$)")
-
-
-def _is_text(value: Any) -> bool:
-    """Words are left-aligned; numbers, also when pre-formatted as text ("0.41 [0.30, 0.52]", "+0.012"), are not."""
-    return isinstance(value, str) and not NUMBER_TEXT.match(value)
-
-
-def html_table(table: pd.DataFrame, table_id: str, marks: dict[str, dict[int, str]] | None = None,
-               row_classes: list[str] | None = None, titles: dict[str, dict[int, str]] | None = None) -> str:
-    """An HTML table, every header and cell escaped. ``marks``: per column, the CSS class of some rows' cells
-    (by position; ``best``: bold, ``tie``: shaded, ``unranked``), and with it the column headers carry the
-    better end (↑ / ↓); ``titles``: hover text of some cells; ``row_classes`` gives each row a CSS class (e.g.
-    ``ns`` for muted, not significant rows)."""
-    if table.empty:
-        return f'<p id="{html.escape(table_id)}">No data.</p>'
-    if table.index.name is not None:
-        table = table.reset_index()
-    marks, titles = marks or {}, titles or {}
-    arrows = bool(marks)
-    text_columns = {c for c in table.columns if table[c].map(_is_text).all()}
-    header = "".join(f"<th{TEXT_CLASS if c in text_columns else ''}>{html.escape(str(c))}"
-                     f"{_arrow(c) if arrows else ''}</th>" for c in table.columns)
-    rows = []
-    for i, record in enumerate(table.itertuples(index=False)):
-        cells = []
-        for column, value in zip(table.columns, record):
-            mark = marks.get(column, {}).get(i)
-            classes = [n for n, on in ((mark, mark is not None), ("text", _is_text(value))) if on]
-            attribute = f' class="{" ".join(classes)}"' if classes else ""
-            title = titles.get(column, {}).get(i)
-            attribute += f' title="{html.escape(title)}"' if title else ""
-            cells.append(f"<td{attribute}>{html.escape(_format(value))}</td>")
-        row_class = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
-        rows.append(f"<tr{row_class}>{''.join(cells)}</tr>")
-    return (f'<div class="table-scroll"><table class="data" id="{html.escape(table_id)}"><thead><tr>{header}</tr>'
-            f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
-
-
-def _arrow(column: Any) -> str:
-    return {"max": " ↑", "min": " ↓"}.get(better_direction(str(column)) or "", "")
 
 
 def config_yaml(config: dict[str, Any]) -> str:
