@@ -148,6 +148,17 @@ class _NativeBackbone:
         return probe_backbone_block(model, dtype)
 
 
+def _fit_two_lengths(measure: Callable[[int], int], tokens: tuple[int, int], device: torch.device) -> tuple[float, float]:
+    """Saved bytes per token and the token-independent part, from ``measure`` at the two lengths ``tokens``.
+    The global random streams are restored afterwards: a block with dropout (or any random op) run here
+    would otherwise shift the training run that follows the plan."""
+    rng_devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices):
+        short, long = (measure(n) for n in tokens)
+    per_token = max(0.0, (long - short) / (tokens[1] - tokens[0]))
+    return per_token, max(0.0, short - per_token * tokens[0])
+
+
 def probe_layer(model: torch.nn.Module, dtype: str = "float32") -> LayerActivations:
     """Measure what one decoder block of ``model`` saves for backward, on the model's device (the CPU when a
     job plans: before the model moves), under the autocast of ``dtype`` (``float32`` or ``bfloat16``), without
@@ -186,17 +197,11 @@ def probe_backbone_block(model: torch.nn.Module, dtype: str = "float32",
         # the block's input counts: in a stack it is the previous block's output, kept alive for this one
         return saved_tensor_bytes(run, exclude=parameters)
 
-    # The global random streams are restored afterwards: a block with dropout (or any random op) run here
-    # would otherwise shift the training run that follows the plan.
-    rng_devices = [device] if device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=rng_devices):
-            short, long = (measure(n) for n in tokens)
+        per_token, fixed = _fit_two_lengths(measure, tokens, device)
     finally:
         block.train(was_training)
         block.gradient_checkpointing = was_checkpointing
-    per_token = max(0.0, (long - short) / (tokens[1] - tokens[0]))
-    fixed = max(0.0, short - per_token * tokens[0])
     input_per_token = hidden_size * torch.empty((), dtype=hidden_dtype).element_size()
     return LayerActivations(per_token, fixed, float(input_per_token))
 
@@ -248,16 +253,12 @@ def probe_captured_layer(model: torch.nn.Module, layers, dtype: str = "float32",
     model.train()
     for module in was_checkpointing:
         module.gradient_checkpointing = False  # measure the block's own activations
-    rng_devices = [device] if device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=rng_devices):
-            short, long = (measure(n) for n in tokens)
+        per_token, fixed = _fit_two_lengths(measure, tokens, device)
     finally:
         model.train(was_training)
         for module, value in was_checkpointing.items():
             module.gradient_checkpointing = value
-    per_token = max(0.0, (long - short) / (tokens[1] - tokens[0]))
-    fixed = max(0.0, short - per_token * tokens[0])
     hidden_size = int(getattr(model.config, "hidden_size", None) or embeddings.embedding_dim)
     input_per_token = hidden_size * torch.empty((), dtype=embeddings.weight.dtype).element_size()
     return LayerActivations(per_token, fixed, float(input_per_token))
