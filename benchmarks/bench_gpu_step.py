@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from bench_fla_layers import synchronize  # noqa: E402
 from bench_memory import paper_settings  # noqa: E402
 from kernels.models import classifier_class, config_class  # noqa: E402
 from kernels.models.common import set_activation_checkpointing  # noqa: E402
@@ -55,7 +56,7 @@ from kernels.ops.backend import fla_call_record, fla_kernel_calls, kernel_proven
 from kernels.profiling.flops import flops_per_token  # noqa: E402
 from kernels.rehearsal.checkpoints import PUBLISHED_CONFIGS, TINY_SIZES  # noqa: E402
 from kernels.training.loop import FinetuneHyperparams, optimizer_step, parameter_groups  # noqa: E402
-from kernels.training.memory import GIB, estimate_peak, micro_batch_tokens, model_memory, probe_layer  # noqa: E402
+from kernels.training.memory import GIB, plan_memory, probe_layer  # noqa: E402
 
 FAMILIES = ("transformer_pp", "gla", "mmfree")
 NUM_LABELS = 3  # MNLI, the largest head
@@ -73,35 +74,36 @@ def family_config(family: str, tiny: bool, layers: int | None = None):
     return config_class(family)(**fields, num_labels=NUM_LABELS, pad_token_id=PAD_TOKEN_ID)
 
 
-def planner_estimates(family: str, config, tiny: bool, tokens: int, checkpointing: bool,
-                      device: torch.device) -> dict:
-    """The job's estimate (block probed on the CPU) and the estimate with the block probed on ``device``."""
+def planner_estimates(family: str, config, tiny: bool, batch: int, seq_len: int, max_tokens_per_step: int | None,
+                      checkpointing: bool, device: torch.device) -> dict:
+    """The job's own plan (``plan_memory``; block probed on the CPU) and the same plan with the block probed on
+    ``device``."""
     with torch.device("meta"):  # parameters counted without allocating 1.3B of them
-        memory = model_memory(classifier_class(family)(config))
+        model = classifier_class(family)(config)
     one_layer = classifier_class(family)(family_config(family, tiny, layers=1))
-    estimates = {"planner_gib": estimate_peak(memory, probe_layer(one_layer, "bfloat16"), tokens,
-                                              checkpointing)["peak_bytes"] / GIB}
+
+    def planned_gib(layer) -> float:
+        return plan_memory(model, batch_size=batch, longest=seq_len, max_tokens_per_step=max_tokens_per_step,
+                           gradient_checkpointing=checkpointing, dtype="bfloat16", device=str(device),
+                           layer=layer)["peak_gib"]
+
+    estimates = {"planner_gib": planned_gib(probe_layer(one_layer, "bfloat16"))}
     if device.type == "cuda":
         layer = probe_layer(one_layer.to(device), "bfloat16")
-        estimates["planner_device_probe_gib"] = estimate_peak(memory, layer, tokens, checkpointing)["peak_bytes"] / GIB
+        estimates["planner_device_probe_gib"] = planned_gib(layer)
         estimates["device_probe_kib_per_token_per_layer"] = layer.bytes_per_token / 1024
     del one_layer
     return estimates
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def run_family(name: str, family: str, checkpointing: bool, args, device: torch.device) -> dict:
+def run_family(family: str, checkpointing: bool, args, device: torch.device) -> dict:
     settings = paper_settings(family)
     batch, seq_len = args.batch or settings["batch_size"], args.seq_len or settings["max_length"]
     config = family_config(family, args.tiny)
-    tokens = micro_batch_tokens(batch, seq_len, settings.get("max_tokens_per_step"))
     result = {"family": family, "checkpointing": checkpointing, "batch_size": batch, "seq_len": seq_len,
               "hidden_size": config.hidden_size, "num_hidden_layers": config.num_hidden_layers,
-              **planner_estimates(family, config, args.tiny, tokens, checkpointing, device)}
+              **planner_estimates(family, config, args.tiny, batch, seq_len, settings.get("max_tokens_per_step"),
+                                  checkpointing, device)}
     hp = FinetuneHyperparams(epochs=1, batch_size=batch, lr=float(settings["lr"]),
                              weight_decay=float(settings["weight_decay"]), max_grad_norm=settings["max_grad_norm"],
                              max_length=seq_len, device=str(device), dtype="bfloat16",
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
         runs.append(("gla_no_checkpointing", "gla", False))
     results: dict[str, dict] = {}
     for name, family, checkpointing in runs:
-        results[name] = rounded(run_family(name, family, checkpointing, args, device))
+        results[name] = rounded(run_family(family, checkpointing, args, device))
         print(f"{name}: {results[name]}", flush=True)
         print(json.dumps({**rounded(header), "families": results, "complete": False}), flush=True)
     summary = {**rounded(header), "families": results, "complete": True,

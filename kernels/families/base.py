@@ -3,6 +3,7 @@ family-agnostic defaults that generic families use where no family-specific rule
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -36,9 +37,21 @@ def walk_tensor_nbytes(obj: Any, seen: set[int] | None = None) -> int:
     return 0
 
 
+def forward_parameters(backbone: nn.Module) -> frozenset[str]:
+    """The parameter names of ``backbone.forward``, read once per forward function: the decode loop asks for
+    every token, inside the timed steps, and ``inspect.signature`` costs tens of microseconds."""
+    forward = vars(backbone).get("forward") or type(backbone).forward  # an instance's own forward wins
+    return _parameters_of(forward)
+
+
+@functools.lru_cache(maxsize=None)
+def _parameters_of(function) -> frozenset[str]:
+    return frozenset(inspect.signature(function).parameters)
+
+
 def state_keyword(backbone: nn.Module) -> str:
     """The keyword of ``backbone.forward`` that takes the decoding state."""
-    parameters = inspect.signature(backbone.forward).parameters
+    parameters = forward_parameters(backbone)
     for name in STATE_KEYWORDS:
         if name in parameters:
             return name
@@ -137,7 +150,7 @@ class Family:
         """One backbone call on ``input_ids`` (the prompt, or one token) continuing ``state``; returns the last
         hidden state and the new state. ``position``: index of the first of ``input_ids`` in the sequence."""
         keyword = state_keyword(backbone)
-        parameters = inspect.signature(backbone.forward).parameters
+        parameters = forward_parameters(backbone)
         inputs: dict[str, Any] = {"input_ids": input_ids, "use_cache": True}
         if state is not None:
             inputs[keyword] = state
