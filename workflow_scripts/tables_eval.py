@@ -31,10 +31,11 @@ def main(metrics: list[str], scores: list[str], train_logs: list[str], models: d
     write_csv(metrics_out, metrics_table(metrics, labels, predictions))
     write_csv(scores_out, scores_table(scores, labels))
     write_csv(throughput_out, throughput_table(train_logs, labels))
+    frames: dict = {}  # each predictions.parquet read once for both pairwise tables
     if significance_out is not None:
-        write_csv(significance_out, significance_table(predictions or []))
+        write_csv(significance_out, significance_table(predictions or [], frames=frames))
     if robustness_out is not None:
-        write_csv(robustness_out, robustness_significance_table(predictions or []))
+        write_csv(robustness_out, robustness_significance_table(predictions or [], frames=frames))
 
 
 if "snakemake" in globals():

@@ -43,14 +43,14 @@ import itertools
 import json
 import zlib
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 from scipy.stats import binom
 
 from kernels.evaluation.metrics import ItemStatistic, accuracy, binary_f1
-from kernels.evaluation.tables import ALL, run_from_path
+from kernels.evaluation.tables import ALL, ROBUSTNESS_METRICS, run_from_path
 
 ALPHA = 0.05
 ITEM_KEY = ["dataset", "split", "idx"]
@@ -167,29 +167,59 @@ def _runs_by_task_seed(prediction_paths: Iterable[str | Path]) -> dict[tuple[str
     return runs
 
 
-def significance_table(prediction_paths: Iterable[str | Path], alpha: float = ALPHA) -> pd.DataFrame:
-    """pairwise_significance.csv (see module docstring) from ``.../{model}/{task}/seed{seed}/
-    predictions.parquet`` files; every pair of models with the same task and seed is compared."""
-    paths = list(prediction_paths)
+PairIterator = Iterator[tuple[str, str, pd.DataFrame]]
+
+
+def _model_pairs(paths: list[str | Path], frames: dict[Path, pd.DataFrame] | None = None
+                 ) -> Iterator[tuple[str, int, dict[str, pd.DataFrame], PairIterator]]:
+    """Per (task, seed), in the order of :func:`_runs_by_task_seed`: ``(task, seed, frames, pairs)``
+    with ``frames`` {model: predictions} in the given (config) model order, each file read once, and
+    ``pairs`` a lazy iterator of ``(model_a, model_b, paired_items(...))`` over every two of those
+    models (the item check of :func:`paired_items` runs once per pair, as the pair is reached).
+    ``frames`` (keyed by path) is a cache: files already in it are not read again, new ones are added."""
+    cache = {} if frames is None else frames
     first_seen = {run_from_path(p)[0]: None for p in paths}  # the given (config) model order
     position = {model: i for i, model in enumerate(first_seen)}
-    rows = []
     for (task, seed), by_model in _runs_by_task_seed(paths).items():
         models = sorted(by_model, key=position.__getitem__)
-        frames = {m: read_predictions(by_model[m]) for m in models}
-        for model_a, model_b in itertools.combinations(models, 2):
-            paired = paired_items(frames[model_a], frames[model_b], str(by_model[model_a]), str(by_model[model_b]))
+        for m in models:
+            if by_model[m] not in cache:
+                cache[by_model[m]] = read_predictions(by_model[m])
+        run_frames = {m: cache[by_model[m]] for m in models}
+        yield task, seed, run_frames, _pairs(run_frames, by_model)
+
+
+def _pairs(run_frames: dict[str, pd.DataFrame], by_model: dict[str, Path]) -> PairIterator:
+    """``(model_a, model_b, paired_items(...))`` for every two models of ``run_frames``, in its order."""
+    for model_a, model_b in itertools.combinations(run_frames, 2):
+        yield model_a, model_b, paired_items(run_frames[model_a], run_frames[model_b],
+                                             str(by_model[model_a]), str(by_model[model_b]))
+
+
+def _with_holm(rows: list[dict], columns: list[str], family: list[str]) -> pd.DataFrame:
+    """``rows`` as a frame with ``columns`` and ``p_holm``: Holm over ``p_value`` within each ``family``."""
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["p_holm"] = (frame.groupby(family, sort=False)["p_value"].transform(holm_adjust)
+                       if len(frame) else pd.Series(dtype="float64"))
+    return frame
+
+
+def significance_table(prediction_paths: Iterable[str | Path], alpha: float = ALPHA, *,
+                       frames: dict[Path, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """pairwise_significance.csv (see module docstring) from ``.../{model}/{task}/seed{seed}/
+    predictions.parquet`` files; every pair of models with the same task and seed is compared.
+    ``frames``: an optional {path: predictions} cache shared with :func:`robustness_significance_table`."""
+    rows = []
+    for task, seed, _, pairs in _model_pairs(list(prediction_paths), frames):
+        for model_a, model_b, paired in pairs:
             base = {"model_a": model_a, "model_b": model_b, "task": task, "seed": seed}
             rows.extend({**base, **row} for row in compare_pair(paired, alpha))
-    frame = pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS[:-1])
-    frame["p_holm"] = (frame.groupby(FAMILY_KEY, sort=False)["p_value"].transform(holm_adjust)
-                       if len(frame) else pd.Series(dtype="float64"))
+    frame = _with_holm(rows, SIGNIFICANCE_COLUMNS[:-1], FAMILY_KEY)
     return frame.astype({"seed": "int64", "n": "int64", "b": "int64", "c": "int64", "significant": "bool"})
 
 
 # --- robustness quantities between two models: paired randomisation tests -----------------------
 
-ROBUSTNESS_METRICS = ("attack_success_rate", "robustness_drop", "robustness_drop_unpaired")
 ROBUSTNESS_KEY = ["task", "seed", "split", "level", "metric"]
 ROBUSTNESS_COLUMNS = ["model_a", "model_b", *ROBUSTNESS_KEY, "n", "value_a", "value_b", "diff", "p_value",
                       "significant", "p_holm", "permutations"]
@@ -243,18 +273,14 @@ def _advglue_quantities(predictions: pd.DataFrame, task: str) -> dict[tuple, Any
 
 
 def robustness_significance_table(prediction_paths: Iterable[str | Path], alpha: float = ALPHA,
-                                  permutations: int = PERMUTATIONS) -> pd.DataFrame:
+                                  permutations: int = PERMUTATIONS, *,
+                                  frames: dict[Path, pd.DataFrame] | None = None) -> pd.DataFrame:
     """pairwise_robustness.csv (see module docstring) from the same predictions.parquet files as
-    :func:`significance_table`."""
-    paths = list(prediction_paths)
-    position = {model: i for i, model in enumerate({run_from_path(p)[0]: None for p in paths})}
+    :func:`significance_table` (``frames``: the same optional {path: predictions} cache)."""
     rows = []
-    for (task, seed), by_model in _runs_by_task_seed(paths).items():
-        models = sorted(by_model, key=position.__getitem__)
-        frames = {m: read_predictions(by_model[m]) for m in models}
-        quantities = {m: _advglue_quantities(frames[m], task) for m in models}
-        for model_a, model_b in itertools.combinations(models, 2):
-            paired_items(frames[model_a], frames[model_b], str(by_model[model_a]), str(by_model[model_b]))
+    for task, seed, run_frames, pairs in _model_pairs(list(prediction_paths), frames):
+        quantities = {m: _advglue_quantities(frame, task) for m, frame in run_frames.items()}
+        for model_a, model_b, _ in pairs:  # the pair's items checked, as for significance_table
             for (split, metric), qa in quantities[model_a].items():
                 qb = quantities[model_b].get((split, metric))
                 if qb is None or qa.stat.n == 0 or qb.stat.n == 0:
@@ -268,9 +294,7 @@ def robustness_significance_table(prediction_paths: Iterable[str | Path], alpha:
                              "level": ALL, "metric": metric, "n": int(qa.stat.samples[-1].shape[0]),
                              "value_a": value_a, "value_b": value_b, "diff": value_a - value_b, "p_value": p,
                              "significant": bool(p < alpha), "permutations": int(permutations)})
-    frame = pd.DataFrame(rows, columns=[c for c in ROBUSTNESS_COLUMNS if c != "p_holm"])
-    frame["p_holm"] = (frame.groupby(ROBUSTNESS_KEY, sort=False)["p_value"].transform(holm_adjust)
-                       if len(frame) else pd.Series(dtype="float64"))
+    frame = _with_holm(rows, [c for c in ROBUSTNESS_COLUMNS if c != "p_holm"], ROBUSTNESS_KEY)
     return frame[ROBUSTNESS_COLUMNS].astype({"seed": "int64", "n": "int64", "significant": "bool",
                                              "permutations": "int64"})
 
