@@ -76,14 +76,14 @@ def attack_job(*, model_dir: str | Path, family: str, split_path: str | Path, re
     summary.update({"recipe": recipe, "seed": int(model_seed), "attack_seed": int(seed), "examples": len(lines),
                     "settings": vars(settings).copy(), "perturbed_fields": "both (text_a and text_b), as TextAttack",
                     "changes": RECIPES[recipe].changes})
-    summary.update(transformation_record(attack.transformation, resources))
+    summary.update(transformation_record(attack.transformation))
     write_json(summary_path, summary)
     os.replace(progress, jsonl_path)
     Path(str(progress) + ".meta.json").unlink(missing_ok=True)
     return summary
 
 
-def transformation_record(transformation, resources) -> dict:
+def transformation_record(transformation) -> dict:
     """What the transformation can tell about its candidates: gradient passes (HotFlip), how many WordNet
     synonyms each filter kept (HotFlip), the synonym source and the words it did not cover (PWWS, HotFlip)."""
     record = {}
@@ -92,7 +92,7 @@ def transformation_record(transformation, resources) -> dict:
     if hasattr(transformation, "counts"):
         record["synonym_candidates"] = dict(transformation.counts)
     if hasattr(transformation, "synonyms"):
-        record["wordnet"] = resources.synonyms.description
+        record["wordnet"] = transformation.synonyms.description
     if hasattr(transformation, "uncovered"):
         record["words_not_in_wordnet_table"] = len(transformation.uncovered)
     return record

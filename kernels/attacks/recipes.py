@@ -146,7 +146,6 @@ TRIGGER = Recipe(
                 "per trigger position only words that are one token there (the first word without the "
                 "leading-space marker), and whole words only: a stopword or a word of the WordNet source, never a "
                 "word beginning that is a token of its own (celebr)"))
-WHITE_BOX = tuple(name for name, r in [*RECIPES.items(), (TRIGGER_RECIPE, TRIGGER)] if r.access == "white-box")
 
 
 def all_recipes() -> list[Recipe]:

@@ -13,7 +13,7 @@ DEFAULT_DIR = Path(__file__).resolve().parents[2] / "resources" / "attacks"
 STOPWORDS_FILE = "stopwords_en.txt"
 HOMOGLYPHS_FILE = "homoglyphs.tsv"
 QWERTY_FILE = "qwerty_neighbours.tsv"
-WORDNET_FILE = "wordnet_synonyms.tsv"  # kernels.attacks.wordnet.TABLE_FILE
+WORDNET_FILE = "wordnet_synonyms.tsv"  # the bundled table (kernels.attacks.wordnet)
 RESOURCE_FILES = (STOPWORDS_FILE, HOMOGLYPHS_FILE, QWERTY_FILE, WORDNET_FILE)
 
 

@@ -35,9 +35,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
+from kernels.attacks.resources import DEFAULT_DIR, WORDNET_FILE as TABLE_FILE
 from kernels.attacks.text import WORD, AttackedText
 
-TABLE_FILE = "wordnet_synonyms.tsv"
 POS_NAMES = {"n": "noun", "v": "verb", "a": "adjective", "r": "adverb"}
 SOURCES = ("bundled", "nltk")
 # The 45 lexicographer file names of WordNet 3.0 (lexnames(5WN)), in file-number order: nltk's reader needs a
@@ -237,7 +237,6 @@ def load_synonyms(source: str = "bundled", directory: str | Path | None = None,
                   resources_dir: str | Path | None = None):
     """The synonym source ``attack.wordnet`` selects."""
     if source == "bundled":
-        from kernels.attacks.resources import DEFAULT_DIR
         return read_synonym_table(Path(resources_dir or DEFAULT_DIR) / TABLE_FILE)
     if source == "nltk":
         return nltk_wordnet(None if directory is None else str(directory))

@@ -16,7 +16,7 @@ import yaml
 from kernels.io import atomic_path, write_text
 from kernels.report.attacks import attack_section
 from kernels.report.charts import FIGURE_LIST, Figure, Style, build_figure, tradeoff_points
-from kernels.report.claims import (ACCURACY_COLUMNS, ROBUSTNESS_COLUMNS, Verdict, column_verdicts,
+from kernels.report.claims import (ACCURACY_COLUMNS, ROBUSTNESS_COLUMNS, Verdict, column_verdicts, flagged_tasks,
                                    mean_components, pairwise_noise, single_class_note, single_class_sets)
 from kernels.profiling.slopes import RELIABLE_MAX_SE, RELIABLE_MIN_POINTS, is_reliable
 from kernels.report.implementations import IMPLEMENTATION_HINT, implementation_table
@@ -131,7 +131,6 @@ def headline_table(data: ReportData) -> pd.DataFrame:
 EFFICIENCY_PREFIXES = ("Train tokens/s", "Prefill ms", "Decode ms", "Decode state", "Train peak", "Train MFU",
                        "Fine-tune tokens/s")
 SINGLE_CLASS_COLUMN = "Predicts one class for every item of"
-VERDICT_CLASSES = {"best": "best", "tie": "tie", "unranked": "unranked"}
 
 
 def headline_marks(table: pd.DataFrame, verdicts: dict[str, Verdict], names: dict[str, str]
@@ -166,7 +165,7 @@ def means_include(data: ReportData, table: pd.DataFrame, flags: pd.DataFrame) ->
             line += " (not the official AdvGLUE score, which needs all five tasks)"
         degenerate = []
         for model, own in parts.groupby("model", sort=False):
-            tasks = _flagged_tasks_of(flags, model, dataset)
+            tasks = flagged_tasks(flags, model, dataset)
             hit = own[own["task"].isin(tasks)]
             if len(hit):
                 cells = "; ".join(f"{r.task} {estimate_cell(r.value, r.ci_low, r.ci_high)}" for r in hit.itertuples())
@@ -184,11 +183,6 @@ def _covered_sets(parts: pd.DataFrame, dataset: str) -> str:
                  for t, sp in zip(parts["task"], parts["split"])]
         return "GLUE validation of " + ", ".join(dict.fromkeys(names))
     return "AdvGLUE sets " + ", ".join(dict.fromkeys(str(sp) for sp in parts["split"]))
-
-
-def _flagged_tasks_of(flags: pd.DataFrame, model: str, dataset: str) -> set[str]:
-    datasets = {dataset, "advglue_original"} if dataset == "advglue" else {dataset}
-    return set(flags[(flags["model"] == model) & flags["dataset"].isin(datasets)]["task"])
 
 
 def headline_section(data: ReportData) -> str:

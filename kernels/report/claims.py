@@ -28,11 +28,11 @@ from typing import Callable
 
 import pandas as pd
 
+from kernels.evaluation.tables import MAJORITY_METRIC
+from kernels.report.significance import ALPHA
 from kernels.report.tables import (CLAIM_MIN_REPEATS, EXACT_MEMORY_SOURCES, ReportData, largest_common_point,
                                    totals)
 
-ALPHA = 0.05  # the evaluator's level (kernels.evaluation.significance.ALPHA; not imported: no torch here)
-MAJORITY_METRIC = "majority_prediction_share"  # kernels.evaluation.tables.MAJORITY_METRIC
 SET_NAMES = {"glue": "GLUE", "advglue": "AdvGLUE", "advglue_original": "AdvGLUE clean originals"}
 
 # headline column (prefix) -> (metrics.csv metric, dataset) of the per-task values its mean covers
@@ -108,7 +108,7 @@ def single_class_note(flags: pd.DataFrame, model: str) -> str:
     return ", ".join(parts)
 
 
-def _flagged_tasks(flags: pd.DataFrame, model: str, dataset: str) -> set[str]:
+def flagged_tasks(flags: pd.DataFrame, model: str, dataset: str) -> set[str]:
     """Tasks on which ``model`` predicts one class for an AdvGLUE set or its clean originals (robustness) or
     for ``dataset``."""
     datasets = {dataset} | ({"advglue_original"} if dataset == "advglue" else set())
@@ -221,7 +221,7 @@ def comparison(data: ReportData, column: str, models: list[str]) -> Comparison |
     if robustness:
         flags = single_class_sets(data.get("metrics"))
         for model in models:
-            tasks = _flagged_tasks(flags, model, dataset)
+            tasks = flagged_tasks(flags, model, dataset)
             if tasks:
                 unranked[model] = f"predicts one class on {', '.join(sorted(tasks))}"
     tests = data.get("robustness_significance" if robustness else "significance")
