@@ -38,9 +38,7 @@ Two layers
      (safetensors only, never remote code, every backbone tensor accounted for in
      ``model.checkpoint_loading_info``: loaded / new (only ``score.*``) / unused), ``load_finetuned(model_dir)``
      (the fine-tuning job's output directory, float32), ``parameter_counts(fields)`` (classifier and causal
-     LM on the meta device, for the disk planner), ``meta_classifier(fields)`` (for the compute planner),
-     ``published_config(hub_id)`` (the recorded fields of a published checkpoint,
-     :mod:`kernels.rehearsal.published`)
+     LM on the meta device, for the disk planner), ``meta_classifier(fields)`` (for the compute planner)
    structure
      ``backbone(model)``, ``decoder_layers(model)`` (the stack of blocks), ``supports_checkpointing(model)``,
      ``check_checkpointing(model, where)`` (a clear error naming ``finetune.gradient_checkpointing`` where
@@ -143,10 +141,6 @@ def declaration(name: str) -> Declaration:
     if name not in DECLARATIONS:
         raise ValueError(f"unknown model family {name!r}; known: {', '.join(DECLARATIONS)}")
     return DECLARATIONS[name]
-
-
-def native_families() -> list[str]:
-    return [name for name, d in DECLARATIONS.items() if d.kind == "native"]
 
 
 def native_family_for_model_type(model_type: str) -> str:
@@ -285,5 +279,5 @@ def _pretrained_errors(decl: Declaration, pretrained: str | None, where: str) ->
     return []
 
 
-__all__ = ["Declaration", "DECLARATIONS", "SET_BY_WORKFLOW", "names", "declaration", "native_families",
+__all__ = ["Declaration", "DECLARATIONS", "SET_BY_WORKFLOW", "names", "declaration",
            "native_family_for_model_type", "family", "family_of_model", "library_error", "model_errors"]

@@ -95,12 +95,6 @@ class Family:
         """A classifier for config ``fields`` on the meta device (no memory): for counting."""
         raise NotImplementedError
 
-    def published_config(self, hub_id: str) -> dict[str, Any]:
-        """The recorded ``config.json`` fields of a published checkpoint (kernels.rehearsal.published)."""
-        from kernels.rehearsal.published import published_config
-
-        return published_config(hub_id, self.name)
-
     # ----------------------------------------------------------------------------------------- structure
 
     def backbone(self, model: nn.Module) -> nn.Module:

@@ -172,7 +172,6 @@ def classifier_keys(state: dict[str, torch.Tensor], origin: dict, prefix: str):
 # the name their modeling file refers to them with (the package to look for; None: fetched from the hub).
 FAST_PATH_KERNELS = {"mamba_ssm": "mamba_ssm", "causal_conv1d": "causal_conv1d", "is_xlstm_available": "xlstm",
                      "rwkv_cuda_kernel": None}
-FAST_PATH_PACKAGES = tuple(p for p in FAST_PATH_KERNELS.values() if p)
 
 
 def fast_path_kernels(backbone: nn.Module) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kernels.families.base import Family, walk_tensor_nbytes
+from kernels.families.base import Family
 
 
 class NativeFamily(Family):
@@ -79,18 +79,6 @@ class NativeFamily(Family):
 
     # ---------------------------------------------------------------------------------------- efficiency
 
-    def decode_head(self, model: nn.Module) -> nn.Module:
-        head = getattr(model, "lm_head", None)
-        return head if head is not None else super().decode_head(model)
-
-    def state_nbytes(self, state: Any) -> int:
-        from kernels.models.common import state_nbytes
-
-        try:
-            return int(state_nbytes(state))
-        except TypeError:  # a state of objects (Transformer++'s static KV cache): walk their attributes
-            return walk_tensor_nbytes(state)
-
     def probe_layer(self, model: nn.Module, dtype: str):
         # The rule for this package's blocks: run the last block alone on random hidden states.
         from kernels.training.memory import probe_backbone_block
@@ -145,9 +133,6 @@ class MMFreeFamily(NativeFamily):
         return native_forward_flops(config, lambda hidden: mmfree_layer_flops(config, hidden))
 
     def decode_head(self, model: nn.Module) -> nn.Module:
-        head = getattr(model, "lm_head", None)
-        if head is not None:
-            return head
         from kernels.ops.bitlinear import BitLinear  # upstream's LM head is a BitLinear too
 
         return BitLinear(model.config.hidden_size, model.config.vocab_size, bias=False)

@@ -48,12 +48,13 @@ def train_flops_per_token(family_name: str, fields: dict[str, Any], max_length: 
     import torch
 
     from kernels.families import family as family_named
+    from kernels.profiling.flops import flops_per_token
 
     family = family_named(family_name)
     if family.declaration.kind == "native":
-        forward = family.forward_flops_per_token(family.config_of(fields), (max_length + 1) / 2)
-        if forward is not None:
-            return 3 * forward, "formula"
+        flops = flops_per_token(family_name, family.config_of(fields), "train", max_length, 0)
+        if flops is not None:
+            return flops, "formula"
     model = family.meta_classifier(fields)
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     return 6.0 * linear, "6 x linear weights"

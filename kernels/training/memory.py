@@ -129,23 +129,8 @@ def can_plan(model: torch.nn.Module) -> bool:
 
 def _family_of(model: torch.nn.Module):
     from kernels.families import family_of_model
-    from kernels.models.common import BackboneMixin
 
-    if isinstance(model, BackboneMixin):  # a bare backbone of kernels.models: the rule of its blocks
-        return _NativeBackbone()
     return family_of_model(model)
-
-
-class _NativeBackbone:
-    """A bare kernels.models backbone (not a classifier) seen through the family interface."""
-
-    @staticmethod
-    def decoder_layers(model):
-        return model.layers
-
-    @staticmethod
-    def probe_layer(model, dtype):
-        return probe_backbone_block(model, dtype)
 
 
 def _fit_two_lengths(measure: Callable[[int], int], tokens: tuple[int, int], device: torch.device) -> tuple[float, float]:

@@ -4,8 +4,7 @@ backbone of transformers or fla, registered with transformers' Auto classes as m
 
 from kernels.models.common import logger
 from kernels.models.generic.configuration_backbone_classifier import BackboneClassifierConfig, backbone_fields
-from kernels.models.generic.libraries import (BackboneClasses, BackboneResolutionError, backbone_class, model_types,
-                                              resolve)
+from kernels.models.generic.libraries import BackboneClasses, BackboneResolutionError, backbone_class, resolve
 from kernels.models.generic.modeling_backbone_classifier import (BackboneForSequenceClassification,
                                                                  backbone_hidden_size, build_backbone_config)
 
@@ -25,4 +24,4 @@ _register()
 
 __all__ = ["BackboneClassifierConfig", "BackboneForSequenceClassification", "BackboneClasses",
            "BackboneResolutionError", "backbone_class", "backbone_fields", "backbone_hidden_size",
-           "build_backbone_config", "model_types", "resolve"]
+           "build_backbone_config", "resolve"]

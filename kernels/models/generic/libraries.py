@@ -69,13 +69,6 @@ def _fla_classes() -> dict[str, tuple[type, type, type | None]]:
     return table
 
 
-def model_types(library: str) -> list[str]:
-    _check_library(library)
-    if library == "transformers":
-        return sorted(_transformers_tables()[1])
-    return sorted(_fla_classes())
-
-
 def resolve(library: str, model_type: str) -> BackboneClasses:
     """The config, base-model and causal-LM classes ``library`` implements ``model_type`` with."""
     _check_library(library)
@@ -111,4 +104,4 @@ def backbone_class(library: str, class_name: str) -> type:
     return _own(library, cls, class_name)
 
 
-__all__ = ["LIBRARIES", "BackboneClasses", "BackboneResolutionError", "model_types", "resolve", "backbone_class"]
+__all__ = ["LIBRARIES", "BackboneClasses", "BackboneResolutionError", "resolve", "backbone_class"]
